@@ -1,0 +1,204 @@
+//! Every route: path, method, handler and declared permission, in one table.
+//!
+//! [`routes`] builds both the router and [`route_table`], so the list the OpenAPI test
+//! compares with the document is exactly what the router serves.
+
+use std::collections::BTreeMap;
+
+use axum::handler::Handler;
+use axum::routing::{self, MethodRouter};
+use axum::Router;
+use http::Method;
+
+use super::error::ApiError;
+use super::{audit, health, keys, openapi, records, tenants, usage, AppState};
+use crate::auth::Permission;
+use crate::error::ErrorKind;
+
+/// One route as the OpenAPI test sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub method: Method,
+    pub path: &'static str,
+    /// `None` for public routes.
+    pub permission: Option<Permission>,
+}
+
+pub(super) struct Routes {
+    by_path: BTreeMap<&'static str, MethodRouter<AppState>>,
+    table: Vec<RouteInfo>,
+}
+
+macro_rules! verb {
+    ($name:ident, $method:ident) => {
+        fn $name<H, T>(self, path: &'static str, perm: Option<Permission>, h: H) -> Self
+        where
+            H: Handler<T, AppState>,
+            T: 'static,
+        {
+            self.add(Method::$method, path, perm, routing::$name(h))
+        }
+    };
+}
+
+impl Routes {
+    fn add(
+        mut self,
+        method: Method,
+        path: &'static str,
+        permission: Option<Permission>,
+        mr: MethodRouter<AppState>,
+    ) -> Self {
+        let merged = match self.by_path.remove(path) {
+            Some(existing) => existing.merge(mr),
+            None => mr,
+        };
+        self.by_path.insert(path, merged);
+        self.table.push(RouteInfo {
+            method,
+            path,
+            permission,
+        });
+        self
+    }
+
+    verb!(get, GET);
+    verb!(post, POST);
+    verb!(patch, PATCH);
+    verb!(delete, DELETE);
+
+    pub(super) fn into_router(self) -> Router<AppState> {
+        let mut r = Router::new();
+        for (path, mr) in self.by_path {
+            r = r.route(path, mr);
+        }
+        r.fallback(|| async { ApiError::new(ErrorKind::NotFound, "no such route") })
+            .method_not_allowed_fallback(|| async {
+                ApiError::new(
+                    ErrorKind::MethodNotAllowed,
+                    "method not allowed on this route",
+                )
+            })
+    }
+}
+
+pub(super) fn routes() -> Routes {
+    use Permission as P;
+    let r = Routes {
+        by_path: BTreeMap::new(),
+        table: Vec::new(),
+    };
+    r.get("/healthz", None, health::healthz)
+        .get("/readyz", None, health::readyz)
+        .get("/metrics", None, health::metrics)
+        .get("/openapi.json", None, openapi::serve)
+        // Tenants (admin).
+        .post("/v1/tenants", Some(P::ManageTenants), tenants::create)
+        .get("/v1/tenants", Some(P::ManageTenants), tenants::list)
+        .get("/v1/tenants/{tenant}", Some(P::ManageTenants), tenants::get)
+        .patch(
+            "/v1/tenants/{tenant}",
+            Some(P::ManageTenants),
+            tenants::update,
+        )
+        .delete(
+            "/v1/tenants/{tenant}",
+            Some(P::ManageTenants),
+            tenants::delete,
+        )
+        // Records.
+        .get(
+            "/v1/tenants/{tenant}/records",
+            Some(P::ReadRecords),
+            records::list,
+        )
+        .post(
+            "/v1/tenants/{tenant}/records",
+            Some(P::WriteRecords),
+            records::push,
+        )
+        .get(
+            "/v1/tenants/{tenant}/records/{id}",
+            Some(P::ReadRecords),
+            records::get,
+        )
+        .get(
+            "/v1/tenants/{tenant}/export",
+            Some(P::ReadRecords),
+            records::export,
+        )
+        // A tenant's keys, audit and usage (tenant-admin).
+        .get(
+            "/v1/tenants/{tenant}/keys",
+            Some(P::ManageKeys),
+            keys::tenant_list,
+        )
+        .post(
+            "/v1/tenants/{tenant}/keys",
+            Some(P::ManageKeys),
+            keys::tenant_create,
+        )
+        .get(
+            "/v1/tenants/{tenant}/keys/{key_id}",
+            Some(P::ManageKeys),
+            keys::tenant_get,
+        )
+        .delete(
+            "/v1/tenants/{tenant}/keys/{key_id}",
+            Some(P::ManageKeys),
+            keys::tenant_revoke,
+        )
+        .post(
+            "/v1/tenants/{tenant}/keys/{key_id}/rotate",
+            Some(P::ManageKeys),
+            keys::tenant_rotate,
+        )
+        .get(
+            "/v1/tenants/{tenant}/audit",
+            Some(P::ReadAudit),
+            audit::tenant_list,
+        )
+        .get(
+            "/v1/tenants/{tenant}/audit/verify",
+            Some(P::ReadAudit),
+            audit::tenant_verify,
+        )
+        .get("/v1/tenants/{tenant}/usage", Some(P::ReadUsage), usage::get)
+        // Global admin keys and audit (admin).
+        .get("/v1/admin/keys", Some(P::ManageAdminKeys), keys::admin_list)
+        .post(
+            "/v1/admin/keys",
+            Some(P::ManageAdminKeys),
+            keys::admin_create,
+        )
+        .get(
+            "/v1/admin/keys/{key_id}",
+            Some(P::ManageAdminKeys),
+            keys::admin_get,
+        )
+        .delete(
+            "/v1/admin/keys/{key_id}",
+            Some(P::ManageAdminKeys),
+            keys::admin_revoke,
+        )
+        .post(
+            "/v1/admin/keys/{key_id}/rotate",
+            Some(P::ManageAdminKeys),
+            keys::admin_rotate,
+        )
+        .get(
+            "/v1/admin/audit",
+            Some(P::ReadGlobalAudit),
+            audit::global_list,
+        )
+        .get(
+            "/v1/admin/audit/verify",
+            Some(P::ReadGlobalAudit),
+            audit::global_verify,
+        )
+}
+
+/// Every (method, path, permission) the router serves.
+pub fn route_table() -> Vec<RouteInfo> {
+    routes().table
+}

@@ -1,0 +1,29 @@
+//! Replication to object storage in Litestream 0.5's LTX format.
+//!
+//! Pure codecs (no async runtime, SQLite or object store types): CRC-64, the LTX file
+//! format, the SQLite WAL reader, restore plans and applying LTX files. On top of them the
+//! runtime: WAL capture ([`capture`]), one replica per destination ([`replica`]) behind
+//! the storage trait ([`client`]) with `file://` and `s3://` backends, the per-database
+//! sync loop driven by store hooks ([`runtime`]), and restore/verify ([`restore`]).
+
+pub mod apply;
+pub mod capture;
+pub mod client;
+pub mod crc64;
+pub mod error;
+pub mod file_client;
+pub mod ltx;
+pub mod plan;
+pub mod replica;
+pub mod restore;
+pub mod runtime;
+pub mod runtime_error;
+pub mod s3_client;
+pub mod url;
+pub mod wal;
+
+pub use error::{Error, ErrorKind, Result};
+pub use runtime_error::ReplicateError;
+
+#[cfg(test)]
+mod wal_sqlite_tests;

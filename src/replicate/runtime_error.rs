@@ -1,0 +1,84 @@
+//! Errors of the replication runtime (sync loop, compaction, restore, verify), each naming
+//! the file, object or replica it concerns. Codec and client errors are wrapped with that
+//! context; `kind()` maps onto the crate-wide [`ErrorKind`].
+
+use std::path::PathBuf;
+
+use crate::cpu::CpuError;
+use crate::error::ErrorKind;
+use crate::replicate::client::ClientError;
+use crate::replicate::error::{Error as CodecError, ErrorKind as CodecKind};
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicateError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("{what}: {source}")]
+    Codec {
+        what: String,
+        #[source]
+        source: CodecError,
+    },
+    #[error("cannot restore from {replica}: {reason}")]
+    Plan {
+        replica: String,
+        reason: String,
+        kind: ErrorKind,
+    },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Cpu(#[from] CpuError),
+    #[error("{0} already exists and is not empty; pass --force to overwrite it")]
+    OutputExists(PathBuf),
+    #[error("integrity check of {path} failed: {detail}")]
+    Integrity { path: PathBuf, detail: String },
+    #[error("background task failed: {0}")]
+    Join(String),
+    #[error("replication is stopping")]
+    Stopped,
+}
+
+impl ReplicateError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ReplicateError::Client(e) => e.kind(),
+            ReplicateError::Codec { source, .. } => match source.kind() {
+                CodecKind::Io => ErrorKind::Unavailable,
+                CodecKind::NotFound => ErrorKind::NotFound,
+                CodecKind::Usage => ErrorKind::Internal,
+                // A corrupt replica is bad input to restore, not our bug.
+                CodecKind::Corrupt => ErrorKind::InvalidInput,
+            },
+            ReplicateError::Plan { kind, .. } => *kind,
+            ReplicateError::Io { .. } => ErrorKind::Environment,
+            ReplicateError::Store(e) => e.kind(),
+            ReplicateError::Cpu(e) => e.kind(),
+            ReplicateError::OutputExists(_) => ErrorKind::Conflict,
+            ReplicateError::Integrity { .. } => ErrorKind::InvalidInput,
+            ReplicateError::Join(_) => ErrorKind::Internal,
+            ReplicateError::Stopped => ErrorKind::ShuttingDown,
+        }
+    }
+
+    pub(crate) fn codec(what: impl Into<String>) -> impl FnOnce(CodecError) -> ReplicateError {
+        let what = what.into();
+        move |source| ReplicateError::Codec { what, source }
+    }
+
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> ReplicateError {
+        let path = path.into();
+        move |source| ReplicateError::Io { op, path, source }
+    }
+}

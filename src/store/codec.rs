@@ -1,0 +1,159 @@
+//! The record codec: canonical JSON, content hash, zstd compression with a decode cap.
+//!
+//! Pure: no database types. Canonical JSON is serde_json's compact form of a `Value`, whose
+//! objects keep keys sorted, so equal content always hashes equal. Payloads carry zstd's
+//! frame checksum, so a flipped bit on disk is caught at decode instead of returned as data.
+//! Decoding refuses to produce more than a caller-given number of bytes, so a corrupt or
+//! hostile payload cannot balloon memory.
+
+use super::error::StoreError;
+
+/// zstd level: 3 is zstd's default, a good speed/ratio point for small JSON.
+pub(super) const LEVEL: i32 = 3;
+
+/// A record ready for the writer: hash of the canonical JSON and its compressed form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedPayload {
+    pub hash: [u8; 32],
+    pub compressed: Vec<u8>,
+}
+
+/// Canonical bytes of a JSON value (sorted keys, no insignificant whitespace).
+pub fn canonical_json(v: &serde_json::Value) -> Vec<u8> {
+    // Serializing a Value cannot fail: its keys are strings and it holds no foreign types.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+pub fn encode(fields: &serde_json::Value) -> Result<EncodedPayload, StoreError> {
+    let canonical = canonical_json(fields);
+    encode_canonical(&canonical)
+}
+
+thread_local! {
+    /// One compression context per thread: creating a zstd context costs more than
+    /// compressing a small record with it.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn new_compressor() -> Result<zstd::bulk::Compressor<'static>, StoreError> {
+    let mut c =
+        zstd::bulk::Compressor::new(LEVEL).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(c)
+}
+
+pub fn encode_canonical(canonical: &[u8]) -> Result<EncodedPayload, StoreError> {
+    let hash = *blake3::hash(canonical).as_bytes();
+    let compressed = COMPRESSOR.with(|cell| -> Result<Vec<u8>, StoreError> {
+        let mut slot = cell
+            .try_borrow_mut()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if slot.is_none() {
+            *slot = Some(new_compressor()?);
+        }
+        match slot.as_mut() {
+            Some(c) => c
+                .compress(canonical)
+                .map_err(|e| StoreError::Corrupt(e.to_string())),
+            None => new_compressor()?
+                .compress(canonical)
+                .map_err(|e| StoreError::Corrupt(e.to_string())),
+        }
+    })?;
+    Ok(EncodedPayload { hash, compressed })
+}
+
+thread_local! {
+    // A decompression context is ~100 KiB to set up; reuse one per thread.
+    static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decompresses a payload, refusing output larger than `cap` bytes.
+pub fn decode(compressed: &[u8], cap: usize) -> Result<Vec<u8>, StoreError> {
+    // The frame header may declare the content size; refuse early when it is over the cap,
+    // and otherwise allocate exactly that much (not `cap`, which may be megabytes).
+    let out_cap = match zstd::zstd_safe::get_frame_content_size(compressed) {
+        Ok(Some(n)) if n > cap as u64 => return Err(StoreError::PayloadTooLarge(cap)),
+        Ok(Some(n)) => n as usize,
+        _ => cap,
+    };
+    let run = |d: &mut zstd::bulk::Decompressor<'static>| {
+        d.decompress(compressed, out_cap).map_err(|e| {
+            if out_cap == cap && e.to_string().contains("Destination buffer is too small") {
+                StoreError::PayloadTooLarge(cap)
+            } else {
+                StoreError::Corrupt(e.to_string())
+            }
+        })
+    };
+    DCTX.with(|cell| {
+        let mut slot = cell.try_borrow_mut().ok();
+        match slot.as_deref_mut() {
+            Some(Some(d)) => run(d),
+            Some(empty) => {
+                let mut d = zstd::bulk::Decompressor::new()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let out = run(&mut d);
+                *empty = Some(d);
+                out
+            }
+            // Re-entered on this thread (cannot happen today): use a fresh context.
+            None => {
+                let mut d = zstd::bulk::Decompressor::new()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                run(&mut d)
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn equal_content_hashes_equal_regardless_of_key_order() {
+        let a: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":[1,2]}"#).unwrap();
+        let b: serde_json::Value = serde_json::from_str(r#"{ "a": [1,2], "b": 1 }"#).unwrap();
+        assert_eq!(encode(&a).unwrap().hash, encode(&b).unwrap().hash);
+        assert_ne!(
+            encode(&a).unwrap().hash,
+            encode(&json!({"a":[1,2],"b":2})).unwrap().hash
+        );
+    }
+
+    #[test]
+    fn decode_caps_output_and_detects_corruption() {
+        let v = json!({"text": "x".repeat(10_000)});
+        let e = encode(&v).unwrap();
+        assert_eq!(decode(&e.compressed, 20_000).unwrap(), canonical_json(&v));
+        assert!(matches!(
+            decode(&e.compressed, 100),
+            Err(StoreError::PayloadTooLarge(100))
+        ));
+        let mut bad = e.compressed.clone();
+        let n = bad.len();
+        bad[n - 2] ^= 0xff; // inside the checksum
+        assert!(decode(&bad, 20_000).is_err());
+        assert!(decode(b"not zstd", 100).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips(s in "\\PC{0,200}", n in any::<i64>()) {
+            let v = json!({"s": s, "n": n});
+            let e = encode(&v).unwrap();
+            prop_assert_eq!(decode(&e.compressed, 1 << 20).unwrap(), canonical_json(&v));
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode(&bytes, 4096);
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Opening SQLite connections with the settings every Gleaner database uses.
+//!
+//! Writers get WAL mode, the configured `synchronous`, `wal_autocheckpoint=0` (checkpoints
+//! belong to the store's hook now and to the replicator later: an automatic checkpoint could
+//! pass frames the replicator has not captured) and foreign keys. Readers are opened
+//! read-only with `query_only` so a bug cannot turn a read into a write.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::error::StoreError;
+use crate::config::Synchronous;
+
+pub(crate) fn open_writer(
+    path: &Path,
+    sync: Synchronous,
+    busy_timeout: Duration,
+) -> Result<Connection, StoreError> {
+    let wrap = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(wrap)?;
+    conn.busy_timeout(busy_timeout).map_err(wrap)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(wrap)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::DataDir {
+            path: path.to_path_buf(),
+            reason: format!("SQLite refused WAL mode (got {mode}); is the file system local?"),
+        });
+    }
+    let sync = match sync {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous={sync}; PRAGMA wal_autocheckpoint=0; PRAGMA foreign_keys=ON;"
+    ))
+    .map_err(wrap)?;
+    persist_wal(&conn, path)?;
+    Ok(conn)
+}
+
+/// Keeps the -wal file when this connection closes last (see `hooks`): the replicator's
+/// resume position lives in it.
+pub(crate) fn persist_wal(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let mut on: std::os::raw::c_int = 1;
+    // SAFETY: the handle is a live connection owned by `conn` for the duration of the call;
+    // SQLITE_FCNTL_PERSIST_WAL reads and writes exactly one int through the pointer, which
+    // points at a local that outlives the call.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&mut on as *mut std::os::raw::c_int).cast(),
+        )
+    };
+    if rc != rusqlite::ffi::SQLITE_OK {
+        return Err(StoreError::DataDir {
+            path: path.to_path_buf(),
+            reason: format!("cannot set SQLITE_FCNTL_PERSIST_WAL (code {rc})"),
+        });
+    }
+    Ok(())
+}
+
+/// A read-write connection that never writes on its own: the snapshot holder of an
+/// external database (it must be able to checkpoint) and the barrier connection.
+pub(crate) fn open_aux(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
+    let wrap = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(wrap)?;
+    conn.busy_timeout(busy_timeout).map_err(wrap)?;
+    conn.execute_batch("PRAGMA wal_autocheckpoint=0;")
+        .map_err(wrap)?;
+    persist_wal(&conn, path)?;
+    Ok(conn)
+}
+
+pub(crate) fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
+    let wrap = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(wrap)?;
+    conn.busy_timeout(busy_timeout).map_err(wrap)?;
+    conn.execute_batch("PRAGMA query_only=ON;").map_err(wrap)?;
+    Ok(conn)
+}
+
+/// Creates `dir` if needed and proves it is writable by creating and removing a file, so an
+/// unusable data dir is reported at start-up rather than at the first write.
+pub(crate) fn ensure_writable_dir(dir: &Path) -> Result<(), StoreError> {
+    let fail = |reason: String| StoreError::DataDir {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create it: {e}")))?;
+    let probe = dir.join(format!(".gleaner-write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"probe").map_err(|e| fail(format!("cannot write in it: {e}")))?;
+    std::fs::remove_file(&probe).map_err(|e| fail(format!("cannot remove files in it: {e}")))?;
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! Harvest runs of a tenant's sources: the run log, removal marks and history pruning.
+//!
+//! The store keeps a run's counts and first errors as JSON documents the harvest runtime
+//! defines; it only owns where they live and the queries over them.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use super::error::StoreError;
+use super::records::TenantDb;
+
+/// Most runs one list call returns.
+pub const MAX_RUN_LIST: usize = 500;
+
+/// One run as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub source: String,
+    pub trigger: String,
+    pub status: String,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    /// The run reached the end of its frontier without errors (removals were marked).
+    pub complete: bool,
+    pub counts: serde_json::Value,
+    pub errors: serde_json::Value,
+    pub message: Option<String>,
+}
+
+const COLS: &str =
+    "id, source, trigger, status, started_ms, ended_ms, complete, counts, errors, message";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    let json = |s: String| serde_json::from_str(&s).unwrap_or(serde_json::Value::Null);
+    Ok(RunRow {
+        id: r.get(0)?,
+        source: r.get(1)?,
+        trigger: r.get(2)?,
+        status: r.get(3)?,
+        started_ms: r.get(4)?,
+        ended_ms: r.get(5)?,
+        complete: r.get::<_, i64>(6)? != 0,
+        counts: json(r.get(7)?),
+        errors: json(r.get(8)?),
+        message: r.get(9)?,
+    })
+}
+
+fn one(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Option<RunRow>, StoreError> {
+    c.prepare_cached(sql)
+        .map_err(StoreError::from_sqlite)?
+        .query_row(p, row)
+        .optional()
+        .map_err(StoreError::from_sqlite)
+}
+
+/// The end of a run.
+#[derive(Debug, Clone)]
+pub struct RunEnd {
+    pub status: String,
+    pub complete: bool,
+    pub counts: String,
+    pub errors: String,
+    pub message: Option<String>,
+    pub ended_ms: i64,
+}
+
+impl TenantDb {
+    /// Records a new run as `running`; returns its id.
+    pub async fn start_run(
+        &self,
+        source: &str,
+        trigger: &str,
+        started_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let (source, trigger) = (source.to_owned(), trigger.to_owned());
+        self.0
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO harvest_runs (source, trigger, status, started_ms)
+                     VALUES (?1, ?2, 'running', ?3)",
+                    params![source, trigger, started_ms],
+                )
+                .map_err(StoreError::from_sqlite)?;
+                Ok(c.last_insert_rowid())
+            })
+            .await
+    }
+
+    /// The source's run still `running` (its process died) or `interrupted` (shut down), if
+    /// any: the next run resumes it.
+    pub async fn unfinished_run(&self, source: &str) -> Result<Option<RunRow>, StoreError> {
+        let source = source.to_owned();
+        self.0
+            .read(move |c| {
+                one(
+                    c,
+                    &format!(
+                        "SELECT {COLS} FROM harvest_runs WHERE source = ?1 AND status IN ('running', 'interrupted')
+                         ORDER BY id DESC LIMIT 1"
+                    ),
+                    [source],
+                )
+            })
+            .await
+    }
+
+    /// Saves a running run's counts so far (progress survives a crash).
+    pub async fn run_progress(
+        &self,
+        id: i64,
+        counts: String,
+        errors: String,
+    ) -> Result<(), StoreError> {
+        self.0
+            .write(move |c| {
+                c.execute(
+                    "UPDATE harvest_runs SET counts = ?2, errors = ?3 WHERE id = ?1",
+                    params![id, counts, errors],
+                )
+                .map_err(StoreError::from_sqlite)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Saves the run's cookie jar (JSON), for a resumed run to continue the session.
+    pub async fn save_run_cookies(&self, id: i64, cookies: String) -> Result<(), StoreError> {
+        self.0
+            .write(move |c| {
+                c.execute(
+                    "UPDATE harvest_runs SET cookies = ?2 WHERE id = ?1",
+                    params![id, cookies],
+                )
+                .map_err(StoreError::from_sqlite)?;
+                Ok(())
+            })
+            .await
+    }
+
+    pub async fn run_cookies(&self, id: i64) -> Result<Option<String>, StoreError> {
+        self.0
+            .read(move |c| {
+                c.query_row(
+                    "SELECT cookies FROM harvest_runs WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map(Option::flatten)
+                .map_err(StoreError::from_sqlite)
+            })
+            .await
+    }
+
+    pub async fn finish_run(&self, id: i64, end: RunEnd) -> Result<(), StoreError> {
+        self.0
+            .write(move |c| {
+                c.execute(
+                    "UPDATE harvest_runs SET status = ?2, complete = ?3, counts = ?4,
+                            errors = ?5, message = ?6, ended_ms = ?7 WHERE id = ?1",
+                    params![
+                        id,
+                        end.status,
+                        end.complete as i64,
+                        end.counts,
+                        end.errors,
+                        end.message,
+                        end.ended_ms
+                    ],
+                )
+                .map_err(StoreError::from_sqlite)?;
+                Ok(())
+            })
+            .await
+    }
+
+    pub async fn get_run(&self, source: &str, id: i64) -> Result<Option<RunRow>, StoreError> {
+        let source = source.to_owned();
+        self.0
+            .read(move |c| {
+                one(
+                    c,
+                    &format!("SELECT {COLS} FROM harvest_runs WHERE source = ?1 AND id = ?2"),
+                    params![source, id],
+                )
+            })
+            .await
+    }
+
+    /// Runs of a source, newest first, with ids below `before` when given.
+    pub async fn list_runs(
+        &self,
+        source: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<RunRow>, StoreError> {
+        let source = source.to_owned();
+        let limit = limit.min(MAX_RUN_LIST) as i64;
+        self.0
+            .read(move |c| {
+                let e = StoreError::from_sqlite;
+                let v = c
+                    .prepare_cached(&format!(
+                        "SELECT {COLS} FROM harvest_runs WHERE source = ?1 AND id < ?2
+                         ORDER BY id DESC LIMIT ?3"
+                    ))
+                    .map_err(e)?
+                    .query_map(params![source, before.unwrap_or(i64::MAX), limit], row)
+                    .map_err(e)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(e)?;
+                Ok(v)
+            })
+            .await
+    }
+
+    /// Requests made by the source's runs started at or after `since_ms` (day budgets).
+    pub async fn requests_since(&self, source: &str, since_ms: i64) -> Result<u64, StoreError> {
+        let source = source.to_owned();
+        self.0
+            .read(move |c| {
+                c.query_row(
+                    "SELECT coalesce(sum(json_extract(counts, '$.requests')), 0)
+                     FROM harvest_runs WHERE source = ?1 AND started_ms >= ?2",
+                    params![source, since_ms],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|n| n.max(0) as u64)
+                .map_err(StoreError::from_sqlite)
+            })
+            .await
+    }
+
+    /// Marks records of `source` not seen since `since_ms` as removed by `run_id`; returns
+    /// how many were newly marked. Records are kept, so history and the API still see them.
+    pub async fn mark_removed(
+        &self,
+        source: &str,
+        run_id: i64,
+        since_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let source = source.to_owned();
+        self.0
+            .write(move |c| {
+                c.execute(
+                    "UPDATE records SET removed_run = ?2
+                     WHERE source = ?1 AND last_seen_ms < ?3 AND removed_run IS NULL",
+                    params![source, run_id, since_ms],
+                )
+                .map(|n| n as u64)
+                .map_err(StoreError::from_sqlite)
+            })
+            .await
+    }
+
+    /// Records of `source` currently marked removed, with the run that removed them.
+    pub async fn removed_records(
+        &self,
+        source: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let source = source.to_owned();
+        self.0
+            .read(move |c| {
+                let e = StoreError::from_sqlite;
+                let v = c
+                    .prepare(
+                        "SELECT key, removed_run FROM records
+                         WHERE source = ?1 AND removed_run IS NOT NULL ORDER BY key LIMIT ?2",
+                    )
+                    .map_err(e)?
+                    .query_map(params![source, limit as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .map_err(e)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(e)?;
+                Ok(v)
+            })
+            .await
+    }
+
+    /// Drops old versions of `source`'s records: beyond the newest `keep_versions`
+    /// (counting the current one) and those superseded before `older_than_ms`.
+    pub async fn prune_history(
+        &self,
+        source: &str,
+        keep_versions: Option<u32>,
+        older_than_ms: Option<i64>,
+    ) -> Result<u64, StoreError> {
+        let source = source.to_owned();
+        self.0
+            .write(move |c| {
+                let e = StoreError::from_sqlite;
+                let mut n = 0;
+                if let Some(k) = keep_versions {
+                    n += c
+                        .execute(
+                            "DELETE FROM record_versions WHERE rowid IN (
+                               SELECT v.rowid FROM record_versions v JOIN records r
+                                 ON r.id = v.record_id
+                               WHERE r.source = ?1 AND v.version <= r.version - ?2)",
+                            params![source, i64::from(k)],
+                        )
+                        .map_err(e)?;
+                }
+                if let Some(t) = older_than_ms {
+                    n += c
+                        .execute(
+                            "DELETE FROM record_versions WHERE record_id IN
+                               (SELECT id FROM records WHERE source = ?1) AND until_ms < ?2",
+                            params![source, t],
+                        )
+                        .map_err(e)?;
+                }
+                Ok(n as u64)
+            })
+            .await
+    }
+}

@@ -1,0 +1,831 @@
+//! The harvest runtime against local servers on 127.0.0.1: the bundled sample site (JSP
+//! listings with session cookies and windows-1252, ETags, sitemaps, RSS, an OAuth2 JSON
+//! API) and small axum servers that misbehave on purpose.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Form, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gleaner::config::{HarvestConfig, StoreConfig};
+use gleaner::cpu::CpuPool;
+use gleaner::harvest::runtime::{Harvester, RunSummary};
+use gleaner::harvest::source::SourceDef;
+use gleaner::store::{CheckpointPolicy, Store};
+use gleaner::tenant::TenantId;
+use serde::Deserialize;
+
+struct Env {
+    _dir: Option<tempfile::TempDir>,
+    store: Arc<Store>,
+    h: Arc<Harvester>,
+    tenant: TenantId,
+}
+
+fn test_cfg() -> HarvestConfig {
+    HarvestConfig {
+        allow_private_targets: true,
+        retry_base_ms: 10,
+        retry_max_ms: 3000,
+        max_attempts: 3,
+        request_timeout_ms: 5000,
+        ..HarvestConfig::default()
+    }
+}
+
+async fn env(cfg: HarvestConfig) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = env_in(dir.path(), cfg).await;
+    e._dir = Some(dir);
+    e
+}
+
+async fn env_in(dir: &std::path::Path, cfg: HarvestConfig) -> Env {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into()))
+        .with_test_writer()
+        .try_init();
+    let store = Arc::new(
+        Store::open(
+            &StoreConfig {
+                data_dir: dir.to_path_buf(),
+                ..StoreConfig::default()
+            },
+            CheckpointPolicy::External,
+        )
+        .await
+        .unwrap(),
+    );
+    let tenant = TenantId::parse("acme").unwrap();
+    let _ = store.create_tenant(&tenant, "Acme").await;
+    let cpu = CpuPool::new(&Default::default()).unwrap();
+    let h = Harvester::new(cfg, Arc::clone(&store), cpu).unwrap();
+    Env {
+        _dir: None,
+        store,
+        h,
+        tenant,
+    }
+}
+
+impl Env {
+    async fn put(&self, toml: &str) {
+        let def = SourceDef::parse_toml(toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        self.h.put_source(&self.tenant, &def).await.unwrap();
+    }
+
+    async fn run(&self, source: &str) -> RunSummary {
+        self.h
+            .run_source(&self.tenant, source, "test")
+            .await
+            .unwrap()
+    }
+
+    async fn db(&self) -> gleaner::store::TenantDb {
+        self.store.tenant_db(&self.tenant).await.unwrap()
+    }
+}
+
+async fn serve(router: Router) -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(l, router).await;
+    });
+    addr
+}
+
+fn registry_def(addr: SocketAddr) -> String {
+    format!(
+        r##"
+id = "registry"
+kind = "html"
+start_urls = ["http://{addr}/registry/list.jsp?page=1"]
+[scope]
+max_depth = 0
+[next]
+selector = "a.next"
+[extract]
+record = "tr.result"
+key = {{ field = "code" }}
+[extract.fields.code]
+selector = "td.code"
+[extract.fields.title]
+selector = "td.title"
+[extract.detail]
+link = "td.code a"
+[extract.detail.fields.sector]
+selector = "#sector"
+[extract.detail.fields.fee]
+selector = "#fee"
+"##
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn html_registry_unchanged_then_changed_and_removed() {
+    let site = serve(gleaner::demo::router(300)).await;
+    let e = env(HarvestConfig {
+        dictionary_min_records: 100,
+        ..test_cfg()
+    })
+    .await;
+    e.put(&registry_def(site)).await;
+
+    let r1 = e.run("registry").await;
+    assert_eq!(r1.status, "succeeded", "{r1:?}");
+    assert!(r1.complete);
+    assert_eq!(r1.counts.records_new, 300);
+    assert_eq!(r1.counts.fetched, 306, "6 listings + 300 details");
+    assert_eq!(r1.counts.errors, 0);
+    let db = e.db().await;
+    let rec = db
+        .get_record("registry", "ICT00001")
+        .await
+        .unwrap()
+        .unwrap();
+    // Detail fields arrived, so the session cookie from the listing was sent; the fee's
+    // euro sign came through windows-1252.
+    assert!(rec.fields["sector"].as_str().unwrap().len() > 2, "{rec:?}");
+    assert!(
+        rec.fields["fee"].as_str().unwrap().starts_with('€'),
+        "{rec:?}"
+    );
+    assert!(rec.fields["title"].as_str().unwrap().len() > 3);
+
+    // Enough records: a zstd dictionary was trained for the source's next runs.
+    let dict = db
+        .source_dictionary("registry")
+        .await
+        .unwrap()
+        .expect("a dictionary");
+    assert!(dict.bytes.len() >= 1024);
+
+    let r2 = e.run("registry").await;
+    assert_eq!(r2.status, "succeeded");
+    assert_eq!(r2.counts.not_modified, 306, "{r2:?}");
+    assert_eq!(r2.counts.fetched, 0);
+    assert_eq!(r2.counts.records_unchanged, 300);
+    assert_eq!(r2.counts.records_new + r2.counts.records_changed, 0);
+    assert_eq!(r2.counts.records_removed, 0);
+
+    let c = reqwest::Client::new();
+    let st = c
+        .post(format!("http://{site}/_control/revision/1"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, 204);
+    let r3 = e.run("registry").await;
+    assert_eq!(r3.status, "succeeded", "{r3:?}");
+    assert!(r3.complete);
+    assert_eq!(r3.counts.records_changed, 42, "every 7th of 297: {r3:?}");
+    assert_eq!(r3.counts.records_removed, 3);
+    assert_eq!(r3.counts.records_unchanged, 297 - 42);
+    let changed = db
+        .get_record("registry", "ICT00007")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.version, 2);
+    // Written with the dictionary, read back through it; old versions stay readable.
+    assert_eq!(changed.fields["code"], "ICT00007");
+    assert!(changed.fields["title"]
+        .as_str()
+        .unwrap()
+        .contains("revision 1"));
+    assert_eq!(
+        db.get_record("registry", "ICT00008")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+    let removed = db.removed_records("registry", 10).await.unwrap();
+    let keys: Vec<&str> = removed.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["ICT00298", "ICT00299", "ICT00300"]);
+    assert!(removed.iter().all(|(_, run)| *run == r3.run_id));
+    // The run log has all three.
+    let runs = db.list_runs("registry", None, 10).await.unwrap();
+    assert_eq!(runs.len(), 3);
+    assert_eq!(runs[0].id, r3.run_id);
+    assert_eq!(runs[0].counts["records_removed"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth2_api_sitemap_and_feed_of_the_sample_site() {
+    let site = serve(gleaner::demo::router(250)).await;
+    let e = env(test_cfg()).await;
+    e.db()
+        .await
+        .put_secret("demo-client", gleaner::demo::CLIENT_SECRET)
+        .await
+        .unwrap();
+    e.put(&format!(
+        r##"
+id = "api"
+kind = "json"
+url = "http://{site}/api/v1/standards"
+records = "$.items[*]"
+key = {{ field = "code" }}
+params = {{ limit = "100" }}
+pagination = {{ type = "cursor", path = "$.next_token", param = "next_token" }}
+[auth]
+type = "oauth2_client_credentials"
+token_url = "http://{site}/oauth/token"
+client_id = "demo"
+client_secret = "secret:demo-client"
+"##
+    ))
+    .await;
+    let r = e.run("api").await;
+    assert_eq!(r.status, "succeeded", "{r:?}");
+    assert_eq!(r.counts.records_new, 250);
+    assert_eq!(r.counts.fetched, 3, "3 pages of 100");
+
+    e.put(&format!(
+        r##"
+id = "sitemap"
+kind = "sitemap"
+sitemaps = ["http://{site}/sitemap.xml"]
+[extract]
+record = "dl.standard"
+key = {{ field = "code" }}
+[extract.fields.code]
+selector = "#code"
+[extract.fields.sector]
+selector = "#sector"
+"##
+    ))
+    .await;
+    // Detail pages need the session cookie, which the sitemap crawl never gets: the site
+    // redirects them to the first listing, which has no `dl.standard`.
+    let r = e.run("sitemap").await;
+    assert!(r.counts.requests > 250, "{r:?}");
+
+    e.put(&format!(
+        r##"
+id = "feed"
+kind = "feed"
+feeds = ["http://{site}/feed.xml"]
+"##
+    ))
+    .await;
+    let r = e.run("feed").await;
+    assert_eq!(r.status, "succeeded", "{r:?}");
+    assert_eq!(r.counts.records_new, 50);
+}
+
+/// A misbehaving site: each path fails in its own way.
+fn bad_site(hits: Arc<Mutex<HashMap<String, Vec<Instant>>>>) -> Router {
+    let bomb = {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![b' '; 1 << 20];
+        for _ in 0..40 {
+            gz.write_all(&zeros).unwrap();
+        }
+        gz.finish().unwrap()
+    };
+    let flaky = Arc::new(AtomicU32::new(0));
+    let limited = Arc::new(AtomicU32::new(0));
+    let page = |body: &'static str| {
+        move || async move {
+            (
+                [(header::CONTENT_TYPE, "text/html; charset=windows-1252")],
+                body,
+            )
+        }
+    };
+    let hits2 = Arc::clone(&hits);
+    Router::new()
+        .route("/robots.txt", get(|| async { "User-agent: *\nDisallow: /private/\n" }))
+        .route(
+            "/ok",
+            get(page("<table><tr class=r><td class=k>ok1</td><td class=v>fine</td></tr></table>")),
+        )
+        .route("/private/x", get(page("<p>secret</p>")))
+        .route("/loop1", get(|| async { axum::response::Redirect::to("/loop2") }))
+        .route("/loop2", get(|| async { axum::response::Redirect::to("/loop1") }))
+        .route(
+            "/bomb",
+            get(move || {
+                let b = bomb.clone();
+                async move { ([(header::CONTENT_ENCODING, "gzip"), (header::CONTENT_TYPE, "text/html")], b) }
+            }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                let s = futures_util::stream::unfold(0u32, |n| async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Some((Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"<")), n + 1))
+                });
+                ([(header::CONTENT_TYPE, "text/html")], axum::body::Body::from_stream(s))
+            }),
+        )
+        .route(
+            "/flaky",
+            get(move || {
+                let n = flaky.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n < 2 {
+                        (StatusCode::INTERNAL_SERVER_ERROR, "try again").into_response()
+                    } else {
+                        "<table><tr class=r><td class=k>flaky1</td><td class=v>late</td></tr></table>"
+                            .into_response()
+                    }
+                }
+            }),
+        )
+        .route(
+            "/limited",
+            get(move || {
+                let n = limited.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n == 0 {
+                        (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")], "slow down")
+                            .into_response()
+                    } else {
+                        "<table><tr class=r><td class=k>lim1</td><td class=v>ok</td></tr></table>"
+                            .into_response()
+                    }
+                }
+            }),
+        )
+        .route("/missing", get(|| async { (StatusCode::NOT_FOUND, "gone") }))
+        .route(
+            "/latin",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/html; charset=windows-1252")],
+                    b"<table><tr class=r><td class=k>caf\xe9</td><td class=v>\x80 5</td></tr></table>"
+                        .to_vec(),
+                )
+            }),
+        )
+        .route("/bad.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], "{\"items\": [1, 2") }))
+        .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let hits = Arc::clone(&hits2);
+            async move {
+                hits.lock()
+                    .unwrap()
+                    .entry(req.uri().path().to_owned())
+                    .or_default()
+                    .push(Instant::now());
+                next.run(req).await
+            }
+        }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_urls_end_as_per_url_errors_and_the_run_goes_on() {
+    let hits = Arc::new(Mutex::new(HashMap::new()));
+    let site = serve(bad_site(Arc::clone(&hits))).await;
+    let e = env(HarvestConfig {
+        max_body_bytes: 1 << 20,
+        request_timeout_ms: 1500,
+        ..test_cfg()
+    })
+    .await;
+    let urls: Vec<String> = [
+        "ok",
+        "private/x",
+        "loop1",
+        "bomb",
+        "slow",
+        "flaky",
+        "limited",
+        "missing",
+        "latin",
+    ]
+    .iter()
+    .map(|p| format!("\"http://{site}/{p}\""))
+    .collect();
+    e.put(&format!(
+        r##"
+id = "bad"
+kind = "html"
+start_urls = [{}]
+[scope]
+max_depth = 0
+[extract]
+record = "tr.r"
+key = {{ field = "k" }}
+[extract.fields.k]
+selector = "td.k"
+[extract.fields.v]
+selector = "td.v"
+"##,
+        urls.join(", ")
+    ))
+    .await;
+    let r = e.run("bad").await;
+    assert_eq!(r.status, "partial", "{r:#?}");
+    assert!(!r.complete);
+    assert_eq!(r.counts.robots_blocked, 1);
+    let kinds: HashMap<String, String> = r
+        .errors
+        .iter()
+        .map(|e| (e.url.rsplit('/').next().unwrap().to_owned(), e.kind.clone()))
+        .collect();
+    assert_eq!(
+        kinds.get("loop1").map(String::as_str),
+        Some("redirect"),
+        "{r:#?}"
+    );
+    assert_eq!(
+        kinds.get("bomb").map(String::as_str),
+        Some("too_large"),
+        "{r:#?}"
+    );
+    assert_eq!(
+        kinds.get("slow").map(String::as_str),
+        Some("timeout"),
+        "{r:#?}"
+    );
+    assert_eq!(
+        kinds.get("missing").map(String::as_str),
+        Some("status"),
+        "{r:#?}"
+    );
+    assert_eq!(r.counts.errors, 4, "{r:#?}");
+    let db = e.db().await;
+    for k in ["ok1", "flaky1", "lim1", "café"] {
+        assert!(
+            db.get_record("bad", k).await.unwrap().is_some(),
+            "record {k} missing: {r:#?}"
+        );
+    }
+    let latin = db.get_record("bad", "café").await.unwrap().unwrap();
+    assert_eq!(latin.fields["v"], "€ 5");
+    let hits = hits.lock().unwrap().clone();
+    assert!(
+        !hits.contains_key("/private/x"),
+        "robots.txt must keep us out"
+    );
+    assert_eq!(hits["/missing"].len(), 1, "404 is never retried");
+    assert_eq!(hits["/flaky"].len(), 3, "two 500s retried");
+    let lim = &hits["/limited"];
+    assert_eq!(lim.len(), 2);
+    assert!(
+        lim[1] - lim[0] >= Duration::from_millis(900),
+        "Retry-After: 1 honoured"
+    );
+    assert!(r.counts.retries >= 3);
+
+    // A JSON source on a body that is not JSON: an extract error naming the URL.
+    e.put(&format!(
+        r##"
+id = "badjson"
+kind = "json"
+url = "http://{site}/bad.json"
+records = "$.items[*]"
+key = {{ field = "id" }}
+"##
+    ))
+    .await;
+    let r = e.run("badjson").await;
+    assert_eq!(r.status, "failed");
+    assert_eq!(r.errors[0].kind, "extract");
+    assert!(r.errors[0].reason.contains("not valid JSON"), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_targets_are_blocked_unless_allowed() {
+    let site = serve(gleaner::demo::router(10)).await;
+    let e = env(HarvestConfig {
+        allow_private_targets: false,
+        ..test_cfg()
+    })
+    .await;
+    e.put(&registry_def(site)).await;
+    let r = e.run("registry").await;
+    assert_eq!(r.status, "failed");
+    assert_eq!(r.errors[0].kind, "blocked", "{r:?}");
+    let e = env(HarvestConfig {
+        allow_private_targets: false,
+        ..test_cfg()
+    })
+    .await;
+    e.put(&registry_def(site).replace("127.0.0.1", "localhost"))
+        .await;
+    let r = e.run("registry").await;
+    assert_eq!(
+        r.errors[0].kind, "blocked",
+        "names resolving to loopback too: {r:?}"
+    );
+}
+
+/// An API whose refresh tokens rotate (each one works once) and whose access tokens are
+/// revoked after page 3, so a 401 arrives mid-run.
+#[derive(Clone, Default)]
+struct Rotating {
+    inner: Arc<Mutex<RotState>>,
+}
+
+#[derive(Default)]
+struct RotState {
+    refresh: String,
+    access: Option<String>,
+    issued: u32,
+    served: u32,
+    unauthorized: u32,
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    grant_type: String,
+    refresh_token: String,
+    client_id: String,
+}
+
+#[derive(Deserialize)]
+struct PageQ {
+    page: u32,
+}
+
+fn rotating_api(state: Rotating) -> Router {
+    Router::new()
+        .route(
+            "/token",
+            post(|State(s): State<Rotating>, Form(f): Form<TokenForm>| async move {
+                let mut st = s.inner.lock().unwrap();
+                if f.grant_type != "refresh_token" || f.client_id != "watch" || f.refresh_token != st.refresh {
+                    return (StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": "invalid_grant"})))
+                        .into_response();
+                }
+                st.issued += 1;
+                st.refresh = format!("r{}", st.issued);
+                let access = format!("a{}", st.issued);
+                st.access = Some(access.clone());
+                Json(serde_json::json!({"access_token": access, "token_type": "Bearer",
+                    "expires_in": 3600, "refresh_token": st.refresh}))
+                .into_response()
+            }),
+        )
+        .route(
+            "/data",
+            get(|State(s): State<Rotating>, headers: HeaderMap, Query(q): Query<PageQ>| async move {
+                let mut st = s.inner.lock().unwrap();
+                let ok = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| st.access.as_deref().is_some_and(|a| v == format!("Bearer {a}")));
+                if !ok {
+                    st.unauthorized += 1;
+                    return (StatusCode::UNAUTHORIZED, "expired").into_response();
+                }
+                st.served += 1;
+                if st.served == 3 {
+                    st.access = None; // revoked: the next request gets 401
+                }
+                let items: Vec<_> = if q.page <= 5 {
+                    (0..10).map(|i| serde_json::json!({"id": format!("p{}-{i}", q.page), "steps": i * 100})).collect()
+                } else {
+                    vec![]
+                };
+                Json(serde_json::json!({"data": items})).into_response()
+            }),
+        )
+        .with_state(state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_refresh_tokens_survive_a_401_and_a_restart() {
+    let api = Rotating::default();
+    api.inner.lock().unwrap().refresh = "r0".into();
+    let site = serve(rotating_api(api.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let def = format!(
+        r##"
+id = "watch"
+kind = "json"
+url = "http://{site}/data"
+records = "$.data[*]"
+key = {{ field = "id" }}
+pagination = {{ type = "page", param = "page", size = 10 }}
+[auth]
+type = "oauth2_refresh_token"
+token_url = "http://{site}/token"
+client_id = "watch"
+refresh_token = "secret:watch-refresh"
+"##
+    );
+    let e = env_in(&path, test_cfg()).await;
+    e.db()
+        .await
+        .put_secret("watch-refresh", "r0")
+        .await
+        .unwrap();
+    e.put(&def).await;
+    let r = e.run("watch").await;
+    assert_eq!(r.status, "succeeded", "{r:#?}");
+    assert_eq!(r.counts.records_new, 50);
+    {
+        let st = api.inner.lock().unwrap();
+        assert_eq!(st.unauthorized, 1, "one 401 mid-run");
+        assert_eq!(st.issued, 2, "refreshed at start and after the 401");
+    }
+    let stored = e.db().await.oauth_token("watch").await.unwrap().unwrap();
+    assert_eq!(
+        stored.refresh_token.as_deref(),
+        Some("r2"),
+        "the rotated token is stored"
+    );
+    e.store.close().await;
+    drop(e);
+    // A new process: the configured seed r0 is spent, the stored r2 goes on; the stored
+    // access token was revoked, so the first request gets 401 and a refresh follows.
+    api.inner.lock().unwrap().access = None;
+    let e = env_in(&path, test_cfg()).await;
+    let r = e.run("watch").await;
+    assert_eq!(r.status, "succeeded", "{r:#?}");
+    assert_eq!(r.counts.records_unchanged, 50);
+    {
+        let st = api.inner.lock().unwrap();
+        assert_eq!(st.issued, 3);
+        assert_eq!(st.refresh, "r3");
+    }
+    let stored = e.db().await.oauth_token("watch").await.unwrap().unwrap();
+    assert_eq!(stored.refresh_token.as_deref(), Some("r3"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduler_starts_due_sources_and_moves_their_next_run() {
+    let site = serve(gleaner::demo::router(20)).await;
+    let e = env(test_cfg()).await;
+    e.put(&registry_def(site).replace(
+        "kind = \"html\"",
+        "kind = \"html\"\nschedule = \"1h\"\nfreshness = \"2h\"",
+    ))
+    .await;
+    let row = e
+        .store
+        .get_source("acme", "registry")
+        .await
+        .unwrap()
+        .unwrap();
+    let first_next = row.next_run_ms.unwrap();
+    assert!(first_next > gleaner::harvest::runtime::now_ms() + 3_500_000);
+    // Nothing is due yet, and nothing is stale (created just now, fresh for 2h).
+    e.h.tick().await;
+    assert!(e
+        .db()
+        .await
+        .list_runs("registry", None, 5)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(e
+        .store
+        .stale_sources(gleaner::harvest::runtime::now_ms(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Make it due.
+    e.store
+        .set_source_next_run(
+            "acme",
+            "registry",
+            Some(gleaner::harvest::runtime::now_ms() - 1),
+        )
+        .await
+        .unwrap();
+    e.h.tick().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let runs = e.db().await.list_runs("registry", None, 5).await.unwrap();
+        if runs.first().is_some_and(|r| r.status != "running") {
+            assert_eq!(runs.len(), 1);
+            assert_eq!(runs[0].status, "succeeded");
+            assert_eq!(runs[0].trigger, "schedule");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the scheduled run did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let row = e
+        .store
+        .get_source("acme", "registry")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.next_run_ms.unwrap() > gleaner::harvest::runtime::now_ms() + 3_500_000);
+    assert_eq!(row.last_status.as_deref(), Some("succeeded"));
+    assert!(row.last_success_ms.is_some());
+    // Staleness: pretend the freshness window passed.
+    let later = gleaner::harvest::runtime::now_ms() + 3 * 3_600_000;
+    let stale = e.store.stale_sources(later, 10).await.unwrap();
+    assert_eq!(stale.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_calendar_stops_at_the_page_cap() {
+    // Every day links to the next one, forever.
+    let app = Router::new().route(
+        "/cal/{day}",
+        get(|axum::extract::Path(day): axum::extract::Path<u64>| async move {
+            axum::response::Html(format!(
+                "<div class=ev><span class=d>{day}</span></div><a class=next href=\"/cal/{}\">next</a>",
+                day + 1
+            ))
+        }),
+    );
+    let site = serve(app).await;
+    let e = env(test_cfg()).await;
+    e.put(&format!(
+        r##"
+id = "calendar"
+kind = "html"
+start_urls = ["http://{site}/cal/1"]
+[scope]
+max_pages = 20
+[next]
+selector = "a.next"
+[extract]
+record = "div.ev"
+key = {{ field = "d" }}
+[extract.fields.d]
+selector = "span.d"
+"##
+    ))
+    .await;
+    let r = e.run("calendar").await;
+    assert_eq!(r.status, "succeeded", "{r:?}");
+    assert!(!r.complete, "a capped crawl does not mark removals");
+    assert_eq!(r.counts.fetched, 20);
+    assert_eq!(r.counts.records_new, 20);
+    assert!(r.counts.links_dropped >= 1);
+    assert!(
+        r.message.as_deref().unwrap_or("").contains("max_pages"),
+        "{r:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_bearer_and_header_auth_are_sent() {
+    let app = Router::new().route(
+        "/items",
+        get(|headers: HeaderMap| async move {
+            let a = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let k = headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            // "user:pw" in base64 is dXNlcjpwdw==
+            if a == "Basic dXNlcjpwdw==" || a == "Bearer tok-123" || k == "k-9" {
+                Json(serde_json::json!({"items": [{"id": 1, "auth": a, "key": k}]})).into_response()
+            } else {
+                (StatusCode::UNAUTHORIZED, "no").into_response()
+            }
+        }),
+    );
+    let site = serve(app).await;
+    let e = env(test_cfg()).await;
+    let db = e.db().await;
+    db.put_secret("pw", "pw").await.unwrap();
+    db.put_secret("tok", "tok-123").await.unwrap();
+    db.put_secret("key", "k-9").await.unwrap();
+    for (id, auth) in [
+        ("basic", "type = \"basic\"\nusername = \"user\"\npassword = \"secret:pw\""),
+        ("bearer", "type = \"bearer\"\ntoken = \"secret:tok\""),
+        ("headers", "type = \"headers\"\nheaders = { Accept = \"application/json\" }\nsecret_headers = { X-Api-Key = \"secret:key\" }"),
+    ] {
+        e.put(&format!(
+            "id = \"{id}\"\nkind = \"json\"\nurl = \"http://{site}/items\"\nrecords = \"$.items[*]\"\nkey = {{ field = \"id\" }}\n[auth]\n{auth}\n"
+        ))
+        .await;
+        let r = e.run(id).await;
+        assert_eq!(r.status, "succeeded", "{id}: {r:?}");
+        assert_eq!(r.counts.records_new, 1, "{id}");
+    }
+    // A missing secret fails the run with a message saying how to set it.
+    e.put(&format!(
+        "id = \"nosecret\"\nkind = \"json\"\nurl = \"http://{site}/items\"\nrecords = \"$.items[*]\"\nkey = {{ field = \"id\" }}\n[auth]\ntype = \"bearer\"\ntoken = \"secret:absent\"\n"
+    ))
+    .await;
+    let r = e.run("nosecret").await;
+    assert_eq!(r.status, "failed");
+    assert!(r
+        .message
+        .unwrap()
+        .contains("PUT /v1/tenants/acme/secrets/absent"));
+}
