@@ -253,18 +253,23 @@ mod tests {
         .unwrap();
         // Hold the writer busy so the 300 writes below queue up and share one batch
         // (otherwise batching depends on scheduling); every third one fails after writing,
-        // every seventh panics.
+        // every seventh panics. The writes are queued only once the writer is inside the
+        // blocker: were the blocker still in flight, it could run after them and the batch
+        // sizes would again be left to the scheduler.
         let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (entered, inside) = tokio::sync::oneshot::channel::<()>();
         let blocker = tokio::spawn({
             let db = db.clone();
             async move {
                 db.write(move |_| {
+                    let _ = entered.send(());
                     let _ = hold.recv_timeout(std::time::Duration::from_secs(30));
                     Ok(())
                 })
                 .await
             }
         });
+        inside.await.expect("the writer runs the blocker");
         let queued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for i in 0..300i64 {
