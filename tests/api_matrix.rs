@@ -49,6 +49,15 @@ mod P {
     pub const ManageKeys: Need = Need::InTenant(Role::TenantAdmin);
     pub const ReadAudit: Need = Need::InTenant(Role::TenantAdmin);
     pub const ReadUsage: Need = Need::InTenant(Role::TenantAdmin);
+    pub const ReadSources: Need = Need::InTenant(Role::Reader);
+    pub const WriteSources: Need = Need::InTenant(Role::Editor);
+    pub const ManageSecrets: Need = Need::InTenant(Role::TenantAdmin);
+}
+
+/// The push source every tenant gets before the matrix runs (no signature: pushes need
+/// `records:write`).
+fn push_source() -> Value {
+    json!({"kind": "push", "key": {"field": "id"}})
 }
 
 fn calls() -> Vec<Call> {
@@ -149,6 +158,84 @@ fn calls() -> Vec<Call> {
             200,
         ),
         c("GET", "/v1/tenants/{tenant}/usage", P::ReadUsage, None, 200),
+        c(
+            "GET",
+            "/v1/tenants/{tenant}/sources",
+            P::ReadSources,
+            None,
+            200,
+        ),
+        c(
+            "GET",
+            "/v1/tenants/{tenant}/sources/{source}",
+            P::ReadSources,
+            None,
+            200,
+        ),
+        c(
+            "PUT",
+            "/v1/tenants/{tenant}/sources/{source}",
+            P::WriteSources,
+            Some(push_source()),
+            200,
+        ),
+        c(
+            "DELETE",
+            "/v1/tenants/{tenant}/sources/{source}",
+            P::WriteSources,
+            None,
+            404,
+        ),
+        // A push source cannot be run: 400 once authorized.
+        c(
+            "POST",
+            "/v1/tenants/{tenant}/sources/{source}/runs",
+            P::WriteSources,
+            None,
+            400,
+        ),
+        c(
+            "GET",
+            "/v1/tenants/{tenant}/sources/{source}/runs",
+            P::ReadSources,
+            None,
+            200,
+        ),
+        c(
+            "GET",
+            "/v1/tenants/{tenant}/sources/{source}/runs/{run}",
+            P::ReadSources,
+            None,
+            404,
+        ),
+        c(
+            "POST",
+            "/v1/tenants/{tenant}/sources/{source}/push",
+            P::WriteRecords,
+            Some(json!([{"id": "pushed", "x": 1}])),
+            200,
+        ),
+        c(
+            "GET",
+            "/v1/tenants/{tenant}/secrets",
+            P::ManageSecrets,
+            None,
+            200,
+        ),
+        c(
+            "PUT",
+            "/v1/tenants/{tenant}/secrets/{name}",
+            P::ManageSecrets,
+            Some(json!({"value": "v"})),
+            204,
+        ),
+        c(
+            "DELETE",
+            "/v1/tenants/{tenant}/secrets/{name}",
+            P::ManageSecrets,
+            None,
+            404,
+        ),
         c("GET", "/v1/admin/keys", P::ManageAdminKeys, None, 200),
         c(
             "POST",
@@ -225,6 +312,13 @@ async fn every_route_every_credential_every_tenant() {
             &format!("/v1/tenants/{t}/records"),
             ADMIN_TOKEN,
             Some(json!({"records": [{"source": "s", "key": "first", "fields": {"x": 0}}]})),
+        )
+        .await;
+        api.ok(
+            "PUT",
+            &format!("/v1/tenants/{t}/sources/m"),
+            ADMIN_TOKEN,
+            Some(push_source()),
         )
         .await;
     }
@@ -390,6 +484,21 @@ async fn every_route_every_credential_every_tenant() {
                     },
                 )
                 .replace("{id}", "1")
+                // Deletes name things that do not exist (404 once authorized); everything
+                // else the source and secret made above.
+                .replace(
+                    "{source}",
+                    if call.method == "DELETE" { "gone" } else { "m" },
+                )
+                .replace(
+                    "{name}",
+                    if call.method == "DELETE" {
+                        "gone"
+                    } else {
+                        "matrix"
+                    },
+                )
+                .replace("{run}", "999999")
                 .replace("{key_id}", "0000000000000000");
             for cred in &creds {
                 // Global routes and the tenant delete (which names a tenant that does not

@@ -63,6 +63,12 @@ pub enum Permission {
     ReadAudit,
     /// Read a tenant's usage.
     ReadUsage,
+    /// List and get a tenant's source definitions and their runs.
+    ReadSources,
+    /// Create, replace and delete source definitions; start runs.
+    WriteSources,
+    /// Set and delete the secrets source definitions refer to (values are never read back).
+    ManageSecrets,
 }
 
 impl Permission {
@@ -72,11 +78,12 @@ impl Permission {
             Permission::ManageTenants
             | Permission::ManageAdminKeys
             | Permission::ReadGlobalAudit => Role::Admin,
-            Permission::ManageKeys | Permission::ReadAudit | Permission::ReadUsage => {
-                Role::TenantAdmin
-            }
-            Permission::WriteRecords => Role::Editor,
-            Permission::ReadRecords => Role::Reader,
+            Permission::ManageKeys
+            | Permission::ReadAudit
+            | Permission::ReadUsage
+            | Permission::ManageSecrets => Role::TenantAdmin,
+            Permission::WriteRecords | Permission::WriteSources => Role::Editor,
+            Permission::ReadRecords | Permission::ReadSources => Role::Reader,
         }
     }
 
@@ -94,6 +101,9 @@ impl Permission {
             Permission::ManageKeys => "keys:manage",
             Permission::ReadAudit => "audit:read",
             Permission::ReadUsage => "usage:read",
+            Permission::ReadSources => "sources:read",
+            Permission::WriteSources => "sources:write",
+            Permission::ManageSecrets => "secrets:manage",
         }
     }
 }
@@ -190,6 +200,12 @@ mod tests {
         assert!(p(Role::Editor, Some("a"))
             .authorize(Permission::ReadUsage, Some(&a))
             .is_err());
+        let ed = p(Role::Editor, Some("a"));
+        assert!(ed.authorize(Permission::WriteSources, Some(&a)).is_ok());
+        assert!(ed.authorize(Permission::ManageSecrets, Some(&a)).is_err());
+        assert!(r.authorize(Permission::ReadSources, Some(&a)).is_ok());
+        assert!(r.authorize(Permission::WriteSources, Some(&a)).is_err());
+        assert!(ta.authorize(Permission::ManageSecrets, Some(&a)).is_ok());
         for r in Role::ALL {
             assert_eq!(Role::parse(r.as_str()), Some(r));
         }

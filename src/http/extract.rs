@@ -167,7 +167,10 @@ perms!(
     WriteRecords,
     ManageKeys,
     ReadAudit,
-    ReadUsage
+    ReadUsage,
+    ReadSources,
+    WriteSources,
+    ManageSecrets
 );
 
 /// An authenticated, authorized request on a global endpoint.
@@ -218,7 +221,10 @@ async fn chain_for(st: &AppState, tenant: Option<&TenantId>) -> String {
     }
 }
 
-async fn authenticate_and_authorize(
+/// Authenticates the request and checks `perm` on `tenant`, auditing failures and applying
+/// the rate limits. The extractors below call it; so does the one handler whose credential
+/// is optional (pushes to a signed source, which the signature authenticates).
+pub(super) async fn authenticate_and_authorize(
     parts: &Parts,
     st: &AppState,
     perm: Permission,

@@ -1,122 +1,52 @@
 //! Harvest endpoints: sources, runs, pushes and tenant secrets.
 //!
 //! ```text
-//! GET    /v1/tenants/{tenant}/sources                     list (after, limit)
-//! PUT    /v1/tenants/{tenant}/sources/{source}            create or replace (validated)
-//! GET    /v1/tenants/{tenant}/sources/{source}            definition + schedule state
-//! DELETE /v1/tenants/{tenant}/sources/{source}
-//! POST   /v1/tenants/{tenant}/sources/{source}/runs       start a run (202)
-//! GET    /v1/tenants/{tenant}/sources/{source}/runs       runs, newest first (before, limit)
-//! GET    /v1/tenants/{tenant}/sources/{source}/runs/{id}
+//! GET    /v1/tenants/{tenant}/sources                     list (after, limit)        reader
+//! PUT    /v1/tenants/{tenant}/sources/{source}            create or replace          editor
+//! GET    /v1/tenants/{tenant}/sources/{source}            definition + schedule      reader
+//! DELETE /v1/tenants/{tenant}/sources/{source}                                       editor
+//! POST   /v1/tenants/{tenant}/sources/{source}/runs       start a run (202)          editor
+//! GET    /v1/tenants/{tenant}/sources/{source}/runs       newest first (before, limit) reader
+//! GET    /v1/tenants/{tenant}/sources/{source}/runs/{run}                            reader
 //! POST   /v1/tenants/{tenant}/sources/{source}/push       records (JSON / NDJSON), or
-//!        ?action=fetch-now with {"source","resource"}: fetch one resource of a json source
-//! GET    /v1/tenants/{tenant}/secrets                     names only
-//! PUT    /v1/tenants/{tenant}/secrets/{name}              {"value": "..."}
-//! DELETE /v1/tenants/{tenant}/secrets/{name}
+//!        ?action=fetch-now with {"source","resource"}     editor, or a valid signature
+//! GET    /v1/tenants/{tenant}/secrets                     names only                 tenant-admin
+//! PUT    /v1/tenants/{tenant}/secrets/{name}              {"value": "..."}           tenant-admin
+//! DELETE /v1/tenants/{tenant}/secrets/{name}                                         tenant-admin
 //! ```
 //!
-//! The permission each route needs is in [`PERMISSIONS`]; for now every one of them is
-//! granted to the global admin only (`Global<ManageTenants>`), except pushes to a source
-//! with a signature, which the signature authenticates (webhook senders hold no API key).
-//! The harvester reaches handlers as an `Extension`, so this file is the only HTTP code
-//! that knows about it.
+//! The routes and their permissions are in the one route table (`routes.rs`); handlers
+//! reach the tenant through the [`Tenant`] extractor like every other tenant endpoint. The
+//! push route is the exception the table cannot express alone: a push to a source that
+//! requires a signature is authenticated by the signature (webhook senders hold no API
+//! key). Any push that carries an `Authorization` header is checked as `records:write`
+//! first; a push without one is accepted only by a signed source with a valid signature,
+//! and is refused with 401 otherwise — the same answer whether or not the source exists,
+//! so anonymous callers learn nothing. The harvester reaches handlers as an `Extension`,
+//! so this file is the only HTTP code that knows about it.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
+use http::request::Parts;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiQuery};
-use super::extract::{Global, ManageTenants};
-use super::AppState;
+use super::extract::{authenticate_and_authorize, ApiJson, ApiPath, ApiQuery, TenantPath};
+use super::extract::{ManageSecrets, ReadSources, Tenant, WriteSources};
+use super::{audit_entry, AppState};
+use crate::auth::Permission;
 use crate::error::ErrorKind;
 use crate::harvest::runtime::{HarvestError, Harvester};
 use crate::harvest::source::{DefinitionError, SourceDef, SourceId, SourceSpec};
 use crate::store::{MAX_RUN_LIST, MAX_SOURCE_LIST};
-use crate::tenant::TenantId;
 
-/// The permission each route needs (for role-based gating).
-pub const PERMISSIONS: &[(&str, &str, &str)] = &[
-    ("GET", "/v1/tenants/{tenant}/sources", "sources:read"),
-    (
-        "GET",
-        "/v1/tenants/{tenant}/sources/{source}",
-        "sources:read",
-    ),
-    (
-        "PUT",
-        "/v1/tenants/{tenant}/sources/{source}",
-        "sources:write",
-    ),
-    (
-        "DELETE",
-        "/v1/tenants/{tenant}/sources/{source}",
-        "sources:write",
-    ),
-    (
-        "POST",
-        "/v1/tenants/{tenant}/sources/{source}/runs",
-        "runs:trigger",
-    ),
-    (
-        "GET",
-        "/v1/tenants/{tenant}/sources/{source}/runs",
-        "runs:read",
-    ),
-    (
-        "GET",
-        "/v1/tenants/{tenant}/sources/{source}/runs/{run}",
-        "runs:read",
-    ),
-    (
-        "POST",
-        "/v1/tenants/{tenant}/sources/{source}/push",
-        "records:push (or a valid signature)",
-    ),
-    ("GET", "/v1/tenants/{tenant}/secrets", "secrets:write"),
-    (
-        "PUT",
-        "/v1/tenants/{tenant}/secrets/{name}",
-        "secrets:write",
-    ),
-    (
-        "DELETE",
-        "/v1/tenants/{tenant}/secrets/{name}",
-        "secrets:write",
-    ),
-];
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants/{tenant}/sources", get(list_sources))
-        .route(
-            "/v1/tenants/{tenant}/sources/{source}",
-            get(get_source).put(put_source).delete(delete_source),
-        )
-        .route(
-            "/v1/tenants/{tenant}/sources/{source}/runs",
-            post(trigger).get(list_runs),
-        )
-        .route(
-            "/v1/tenants/{tenant}/sources/{source}/runs/{run}",
-            get(get_run),
-        )
-        .route("/v1/tenants/{tenant}/sources/{source}/push", post(push))
-        .route("/v1/tenants/{tenant}/secrets", get(list_secrets))
-        .route(
-            "/v1/tenants/{tenant}/secrets/{name}",
-            axum::routing::put(put_secret).delete(delete_secret),
-        )
-}
-
-type H = Option<Extension<Arc<Harvester>>>;
+pub(super) type H = Option<Extension<Arc<Harvester>>>;
 
 fn harvester(h: H) -> Result<Arc<Harvester>, ApiError> {
     h.map(|Extension(h)| h).ok_or_else(|| {
@@ -145,24 +75,13 @@ fn definition_error(e: DefinitionError) -> Response {
     (e.kind().http_status(), Json(body)).into_response()
 }
 
-fn tenant(raw: &str) -> Result<TenantId, ApiError> {
-    Ok(TenantId::parse(raw)?)
-}
-
 fn source_id(raw: &str) -> Result<SourceId, ApiError> {
     SourceId::parse(raw).map_err(|e| ApiError::invalid(format!("path: {e}")))
 }
 
-/// The tenant must exist (404 otherwise).
-async fn existing_tenant(st: &AppState, raw: &str) -> Result<TenantId, ApiError> {
-    let t = tenant(raw)?;
-    st.store.get_tenant(&t).await?;
-    Ok(t)
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub(super) struct ListQuery {
     after: Option<String>,
     before: Option<i64>,
     limit: Option<usize>,
@@ -193,15 +112,44 @@ fn source_view(h: &Harvester, row: &crate::store::SourceRow, def: Option<Value>)
     v
 }
 
-async fn list_sources(
-    _: Global<ManageTenants>,
+/// The `{source}` path segment (validated; the tenant is validated by [`Tenant`]).
+fn source_in(parts: &std::collections::HashMap<String, String>) -> Result<SourceId, ApiError> {
+    source_id(parts.get("source").map_or("", String::as_str))
+}
+
+pub(super) type PathMap = ApiPath<std::collections::HashMap<String, String>>;
+
+/// Records a source or secret change in the tenant's audit chain.
+async fn audit<P>(
+    st: &AppState,
+    t: &Tenant<P>,
+    action: &str,
+    target: &str,
+    detail: Value,
+) -> Result<(), ApiError> {
+    st.store
+        .append_audit(
+            st.auth.audit_key(),
+            audit_entry(
+                &t.principal,
+                &t.remote,
+                t.id.as_str(),
+                action,
+                target,
+                detail,
+            ),
+        )
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn list_sources(
+    t: Tenant<ReadSources>,
     State(st): State<AppState>,
     h: H,
-    Path(t): Path<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let h = harvester(h)?;
-    let t = existing_tenant(&st, &t).await?;
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_SOURCE_LIST {
         return Err(ApiError::invalid(format!(
@@ -210,7 +158,7 @@ async fn list_sources(
     }
     let rows = st
         .store
-        .list_sources(t.as_str(), q.after.as_deref(), limit)
+        .list_sources(t.id.as_str(), q.after.as_deref(), limit)
         .await?;
     let next = (rows.len() == limit)
         .then(|| rows.last().map(|r| r.id.clone()))
@@ -219,29 +167,26 @@ async fn list_sources(
     Ok(Json(json!({"sources": items, "next": next})))
 }
 
-async fn get_source(
-    _: Global<ManageTenants>,
-    State(st): State<AppState>,
+pub(super) async fn get_source(
+    t: Tenant<ReadSources>,
     h: H,
-    Path((t, s)): Path<(String, String)>,
+    ApiPath(p): PathMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let h = harvester(h)?;
-    let t = existing_tenant(&st, &t).await?;
-    let id = source_id(&s)?;
-    let (row, def) = h.source(&t, id.as_str()).await?;
+    let id = source_in(&p)?;
+    let (row, def) = h.source(&t.id, id.as_str()).await?;
     Ok(Json(source_view(&h, &row, Some(def.to_value()))))
 }
 
-async fn put_source(
-    _: Global<ManageTenants>,
+pub(super) async fn put_source(
+    t: Tenant<WriteSources>,
     State(st): State<AppState>,
     h: H,
-    Path((t, s)): Path<(String, String)>,
+    ApiPath(p): PathMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let h = harvester(h)?;
-    let t = existing_tenant(&st, &t).await?;
-    let id = source_id(&s)?;
+    let id = source_in(&p)?;
     let mut v: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return Err(ApiError::invalid(format!("invalid JSON body: {e}"))),
@@ -267,48 +212,48 @@ async fn put_source(
         Ok(d) => d,
         Err(e) => return Ok(definition_error(e)),
     };
-    let created = h.put_source(&t, &def).await?;
-    let (row, def) = h.source(&t, id.as_str()).await?;
+    let created = h.put_source(&t.id, &def).await?;
+    let (row, def) = h.source(&t.id, id.as_str()).await?;
+    let action = if created {
+        "source.created"
+    } else {
+        "source.replaced"
+    };
+    audit(&st, &t, action, id.as_str(), json!({"kind": row.kind})).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((
-        status,
-        Json(source_view(&h, &row, Some(def.to_value()))).into_response(),
-    )
-        .into_response())
+    Ok((status, Json(source_view(&h, &row, Some(def.to_value())))).into_response())
 }
 
-async fn delete_source(
-    _: Global<ManageTenants>,
+pub(super) async fn delete_source(
+    t: Tenant<WriteSources>,
     State(st): State<AppState>,
-    Path((t, s)): Path<(String, String)>,
+    ApiPath(p): PathMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = existing_tenant(&st, &t).await?;
-    let id = source_id(&s)?;
-    if st.store.delete_source(t.as_str(), id.as_str()).await? {
+    let id = source_in(&p)?;
+    if st.store.delete_source(t.id.as_str(), id.as_str()).await? {
+        audit(&st, &t, "source.deleted", id.as_str(), json!({})).await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(
             ErrorKind::NotFound,
-            format!("tenant {t} has no source {id}"),
+            format!("tenant {} has no source {id}", t.id),
         ))
     }
 }
 
-async fn trigger(
-    _: Global<ManageTenants>,
-    State(st): State<AppState>,
+pub(super) async fn trigger(
+    t: Tenant<WriteSources>,
     h: H,
-    Path((t, s)): Path<(String, String)>,
+    ApiPath(p): PathMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let h = harvester(h)?;
-    let t = existing_tenant(&st, &t).await?;
-    let id = source_id(&s)?;
-    let handle = h.start_run(&t, id.as_str(), "api").await?;
-    let loc = format!("/v1/tenants/{t}/sources/{id}/runs/{}", handle.run_id);
+    let id = source_in(&p)?;
+    let handle = h.start_run(&t.id, id.as_str(), "api").await?;
+    let loc = format!("/v1/tenants/{}/sources/{id}/runs/{}", t.id, handle.run_id);
     Ok((
         StatusCode::ACCEPTED,
         [(http::header::LOCATION, loc.clone())],
@@ -316,37 +261,35 @@ async fn trigger(
     ))
 }
 
-async fn list_runs(
-    _: Global<ManageTenants>,
-    State(st): State<AppState>,
-    Path((t, s)): Path<(String, String)>,
+pub(super) async fn list_runs(
+    t: Tenant<ReadSources>,
+    ApiPath(p): PathMap,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = existing_tenant(&st, &t).await?;
-    let id = source_id(&s)?;
+    let id = source_in(&p)?;
     let limit = q.limit.unwrap_or(50);
     if limit == 0 || limit > MAX_RUN_LIST {
         return Err(ApiError::invalid(format!(
             "`limit` must be 1 to {MAX_RUN_LIST}"
         )));
     }
-    let db = st.store.tenant_db(&t).await?;
-    let runs = db.list_runs(id.as_str(), q.before, limit).await?;
+    let runs = t.db.list_runs(id.as_str(), q.before, limit).await?;
     let next = (runs.len() == limit)
         .then(|| runs.last().map(|r| r.id))
         .flatten();
     Ok(Json(json!({"runs": runs, "next_before": next})))
 }
 
-async fn get_run(
-    _: Global<ManageTenants>,
-    State(st): State<AppState>,
-    Path((t, s, run)): Path<(String, String, i64)>,
+pub(super) async fn get_run(
+    t: Tenant<ReadSources>,
+    ApiPath(p): PathMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = existing_tenant(&st, &t).await?;
-    let id = source_id(&s)?;
-    let db = st.store.tenant_db(&t).await?;
-    match db.get_run(id.as_str(), run).await? {
+    let id = source_in(&p)?;
+    let run: i64 = p
+        .get("run")
+        .and_then(|r| r.parse().ok())
+        .ok_or_else(|| ApiError::invalid("path: the run id must be an integer"))?;
+    match t.db.get_run(id.as_str(), run).await? {
         Some(r) => Ok(Json(r)),
         None => Err(ApiError::new(
             ErrorKind::NotFound,
@@ -357,32 +300,46 @@ async fn get_run(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PushQuery {
+pub(super) struct PushQuery {
     action: Option<String>,
 }
 
-async fn push(
+pub(super) async fn push(
     State(st): State<AppState>,
     h: H,
-    Path((t, s)): Path<(String, String)>,
+    parts: Parts,
+    TenantPath(t): TenantPath,
+    ApiPath(p): PathMap,
     ApiQuery(q): ApiQuery<PushQuery>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let h = harvester(h)?;
-    let t = existing_tenant(&st, &t).await?;
-    let id = source_id(&s)?;
-    let (_, def) = h.source(&t, id.as_str()).await?;
-    let signed = matches!(&def.spec, SourceSpec::Push(p) if p.signature.is_some());
-    if !signed {
-        // Unsigned push sources take records from API clients only.
-        let header = headers
-            .get(http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes());
+    let headers = &parts.headers;
+    let id = source_in(&p)?;
+    if headers.contains_key(http::header::AUTHORIZATION) {
+        // A credential is checked like any tenant endpoint's, before the tenant or the
+        // source is looked at.
+        authenticate_and_authorize(&parts, &st, Permission::WriteRecords, Some(&t)).await?;
         st.auth
-            .authenticate(header)
-            .await
-            .map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
+            .tenant(&t)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("tenant {t} does not exist")))?;
+    } else {
+        let signed = match st.auth.tenant(&t).await? {
+            Some(_) => match h.source(&t, id.as_str()).await {
+                Ok((_, def)) => matches!(&def.spec, SourceSpec::Push(p) if p.signature.is_some()),
+                Err(HarvestError::SourceNotFound { .. }) => false,
+                Err(e) => return Err(e.into()),
+            },
+            None => false,
+        };
+        if !signed {
+            return Err(ApiError::new(
+                ErrorKind::Unauthenticated,
+                "this push needs `Authorization: Bearer <key>` (only push sources with a \
+                 signature accept signed requests without a key)",
+            ));
+        }
     }
     let hv: Vec<(&str, &str)> = headers
         .iter()
@@ -397,64 +354,57 @@ async fn push(
             )))
         }
     };
+    st.auth.meter.request(t.as_str(), crate::auth::now_ms());
     Ok(Json(out))
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SecretBody {
+pub(super) struct SecretBody {
     value: String,
 }
 
-fn secret_name(raw: &str) -> Result<String, ApiError> {
+fn secret_name(p: &std::collections::HashMap<String, String>) -> Result<String, ApiError> {
+    let raw = p.get("name").map_or("", String::as_str);
     match crate::harvest::source::SecretRef::parse(&format!("secret:{raw}")) {
         Ok(_) => Ok(raw.to_owned()),
         Err(e) => Err(ApiError::invalid(format!("path: {e}"))),
     }
 }
 
-async fn list_secrets(
-    _: Global<ManageTenants>,
-    State(st): State<AppState>,
-    Path(t): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    let t = existing_tenant(&st, &t).await?;
-    let names = st.store.tenant_db(&t).await?.secret_names().await?;
+pub(super) async fn list_secrets(t: Tenant<ManageSecrets>) -> Result<impl IntoResponse, ApiError> {
+    let names = t.db.secret_names().await?;
     Ok(Json(json!({"secrets": names})))
 }
 
-async fn put_secret(
-    _: Global<ManageTenants>,
+pub(super) async fn put_secret(
+    t: Tenant<ManageSecrets>,
     State(st): State<AppState>,
-    Path((t, name)): Path<(String, String)>,
+    ApiPath(p): PathMap,
     ApiJson(b): ApiJson<SecretBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = existing_tenant(&st, &t).await?;
-    let name = secret_name(&name)?;
+    let name = secret_name(&p)?;
     if b.value.is_empty() || b.value.len() > 16 * 1024 {
         return Err(ApiError::invalid("field `value`: 1 to 16384 bytes"));
     }
-    st.store
-        .tenant_db(&t)
-        .await?
-        .put_secret(&name, &b.value)
-        .await?;
+    t.db.put_secret(&name, &b.value).await?;
+    audit(&st, &t, "secret.set", &name, json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn delete_secret(
-    _: Global<ManageTenants>,
+pub(super) async fn delete_secret(
+    t: Tenant<ManageSecrets>,
     State(st): State<AppState>,
-    Path((t, name)): Path<(String, String)>,
+    ApiPath(p): PathMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = existing_tenant(&st, &t).await?;
-    let name = secret_name(&name)?;
-    if st.store.tenant_db(&t).await?.delete_secret(&name).await? {
+    let name = secret_name(&p)?;
+    if t.db.delete_secret(&name).await? {
+        audit(&st, &t, "secret.deleted", &name, json!({})).await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(
             ErrorKind::NotFound,
-            format!("tenant {t} has no secret {name}"),
+            format!("tenant {} has no secret {name}", t.id),
         ))
     }
 }

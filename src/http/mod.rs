@@ -25,7 +25,6 @@ mod tls;
 mod usage;
 
 pub use error::ApiError;
-pub use harvest::PERMISSIONS as HARVEST_PERMISSIONS;
 pub use routes::{route_table, RouteInfo};
 pub use server::{serve, Drained};
 pub use tls::{TlsError, TlsReloader};
@@ -90,12 +89,7 @@ pub(crate) fn audit_entry(
 
 /// The complete router with all layers.
 pub fn router(state: AppState, cfg: &HttpConfig) -> Router {
-    let api = routes::routes()
-        .into_router()
-        // Harvest routes (sources, runs, pushes, secrets) are not yet in the route table:
-        // they are admin-only and absent from /openapi.json until they get roles.
-        .merge(harvest::routes())
-        .with_state(state);
+    let api = routes::routes().into_router().with_state(state);
     middleware::layers(api, cfg, Duration::from_millis(cfg.request_timeout_ms))
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes as usize))
 }

@@ -48,6 +48,10 @@ fn tenant_param() -> Value {
     json!({"$ref": "#/components/parameters/tenant"})
 }
 
+fn source_param() -> Value {
+    json!({"$ref": "#/components/parameters/source"})
+}
+
 fn key_param() -> Value {
     json!({"$ref": "#/components/parameters/key_id"})
 }
@@ -183,6 +187,47 @@ fn build() -> Value {
         }
         json!({"summary": summary, "security": [], "responses": responses})
     };
+    let source_list_params = {
+        let mut v = vec![tenant_param()];
+        v.extend(page_params(json!({"type": "string", "maxLength": 64})));
+        v
+    };
+    let put_source = {
+        let mut o = with_body(
+            op(
+                "Create or replace a source definition (validated; errors name each field)",
+                P::WriteSources,
+                vec![tenant_param(), source_param()],
+                ("200", ok_json("Replaced", r("Source"))),
+                &["409"],
+            ),
+            r("SourceDefinition"),
+        );
+        o["responses"]["201"] = ok_json("Created", r("Source"));
+        o
+    };
+    let push = {
+        let mut o = op(
+            "Push records to a push source (JSON array or NDJSON), or with action=fetch-now ask a json source to fetch one resource now. Needs records:write, or no credential and a valid signature header when the source requires one.",
+            P::WriteRecords,
+            vec![
+                tenant_param(),
+                source_param(),
+                q(
+                    "action",
+                    json!({"type": "string", "enum": ["fetch-now"]}),
+                    "fetch-now: the body is {\"source\", \"resource\"}.",
+                ),
+            ],
+            ("200", ok_json("What was stored", r("PushOutcome"))),
+            &["409", "413", "415"],
+        );
+        o["requestBody"] = json!({"required": true, "content": {
+            "application/json": {"schema": {}},
+            "application/x-ndjson": {"schema": {"type": "string"}}
+        }});
+        o
+    };
     let paths = json!({
         "/healthz": {"get": public("The process is alive", ok_json("Alive", r("Status")), json!({}))},
         "/readyz": {"get": public("The node can serve: store writable, not shutting down", ok_json("Ready", r("Ready")), json!({"503": err("503")}))},
@@ -195,7 +240,7 @@ fn build() -> Value {
         "/v1/tenants/{tenant}": {
             "get": op("Get a tenant", P::ManageTenants, vec![tenant_param()], ("200", ok_json("The tenant", r("Tenant"))), &[]),
             "patch": with_body(op("Update display name, quotas (replaced whole) or settings", P::ManageTenants, vec![tenant_param()], ("200", ok_json("Updated", r("Tenant"))), &[]), r("UpdateTenant")),
-            "delete": op("Delete a tenant and its database; erase=true also requests erasure of its replica objects", P::ManageTenants, vec![tenant_param(), q("erase", json!({"type": "boolean"}), "Also erase replica objects (recorded; pending until replication implements it).")], ("200", ok_json("Deleted", r("Deleted"))), &[]),
+            "delete": op("Delete a tenant and its database; erase=true also requests erasure of its replica objects", P::ManageTenants, vec![tenant_param(), q("erase", json!({"type": "boolean"}), "Also erase its replica objects at every destination (status done or failed; pending when replication is off on this node).")], ("200", ok_json("Deleted", r("Deleted"))), &[]),
         },
         "/v1/tenants/{tenant}/records": {
             "get": op("List records (filters, projection, keyset cursor). A page may be short or empty with a `next` when filters are selective: follow `next` until it is null.", P::ReadRecords, list_params, ("200", ok_json("A page", r("RecordPage"))), &[]),
@@ -226,6 +271,31 @@ fn build() -> Value {
         },
         "/v1/tenants/{tenant}/usage": {
             "get": op("Storage, records, and API requests and runs per day", P::ReadUsage, vec![tenant_param(), q("days", json!({"type": "integer", "minimum": 1, "maximum": 366}), "Days back from today (default 30).")], ("200", ok_json("Usage", r("Usage"))), &[]),
+        },
+        "/v1/tenants/{tenant}/sources": {
+            "get": op("List source definitions with their schedule state (keyset pages)", P::ReadSources, source_list_params, ("200", ok_json("A page", r("SourcePage"))), &[]),
+        },
+        "/v1/tenants/{tenant}/sources/{source}": {
+            "get": op("A source: definition and schedule state", P::ReadSources, vec![tenant_param(), source_param()], ("200", ok_json("The source", r("Source"))), &[]),
+            "put": put_source,
+            "delete": op("Delete a source definition (its records stay)", P::WriteSources, vec![tenant_param(), source_param()], ("204", json!({"description": "Deleted"})), &[]),
+        },
+        "/v1/tenants/{tenant}/sources/{source}/runs": {
+            "post": op("Start a run now (resumes an interrupted one)", P::WriteSources, vec![tenant_param(), source_param()], ("202", json!({"description": "Started", "headers": {"Location": {"schema": {"type": "string"}}}, "content": {"application/json": {"schema": r("RunStarted")}}})), &["409"]),
+            "get": op("Runs of a source, newest first", P::ReadSources, vec![tenant_param(), source_param(), q("before", json!({"type": "integer"}), "Keyset: runs with a smaller id."), q("limit", json!({"type": "integer", "minimum": 1, "maximum": 1000}), "Page size (default 50).")], ("200", ok_json("A page", r("RunPage"))), &[]),
+        },
+        "/v1/tenants/{tenant}/sources/{source}/runs/{run}": {
+            "get": op("One run with its counts and errors", P::ReadSources, vec![tenant_param(), source_param(), json!({"name": "run", "in": "path", "required": true, "schema": {"type": "integer", "format": "int64"}})], ("200", ok_json("The run", r("Run"))), &[]),
+        },
+        "/v1/tenants/{tenant}/sources/{source}/push": {
+            "post": push,
+        },
+        "/v1/tenants/{tenant}/secrets": {
+            "get": op("Names of the tenant's secrets (values are never returned)", P::ManageSecrets, vec![tenant_param()], ("200", ok_json("Names", r("SecretNames"))), &[]),
+        },
+        "/v1/tenants/{tenant}/secrets/{name}": {
+            "put": with_body(op("Set a secret that source definitions refer to as secret:NAME", P::ManageSecrets, vec![tenant_param(), json!({"$ref": "#/components/parameters/secret_name"})], ("204", json!({"description": "Stored"})), &[]), r("SecretBody")),
+            "delete": op("Delete a secret", P::ManageSecrets, vec![tenant_param(), json!({"$ref": "#/components/parameters/secret_name"})], ("204", json!({"description": "Deleted"})), &[]),
         },
         "/v1/admin/keys": {
             "get": op("List global admin keys", P::ManageAdminKeys, page_params(json!({"type": "string", "pattern": "^[0-9a-f]{16}$"})), ("200", ok_json("A page", r("KeyPage"))), &[]),
@@ -283,7 +353,24 @@ fn build() -> Value {
             "detail": {}, "hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"}
         }
     });
-    let schemas = json!({
+    let harvest_schemas = json!({
+        "SourceDefinition": {"type": "object", "required": ["kind"], "description": "A source definition (see docs/harvest.md): `kind` is html, json, sitemap, feed, csv or push; `id` may be omitted (taken from the path).", "properties": {"kind": {"type": "string", "enum": ["html", "json", "sitemap", "feed", "csv", "push"]}, "id": str_}},
+        "Source": {"type": "object", "required": ["id", "kind", "stale", "running", "created_ms", "updated_ms"], "properties": {
+            "id": str_, "kind": str_, "schedule": nullable("string"), "freshness_secs": opt_int,
+            "next_run_ms": opt_int, "last_run_id": opt_int, "last_status": nullable("string"),
+            "last_success_ms": opt_int, "stale": {"type": ["boolean", "null"]}, "running": {"type": "boolean"},
+            "created_ms": int, "updated_ms": int, "definition": {"type": "object"}}},
+        "SourcePage": {"type": "object", "required": ["sources", "next"], "properties": {"sources": {"type": "array", "items": r("Source")}, "next": nullable("string")}},
+        "RunStarted": {"type": "object", "required": ["run_id", "resumed", "url"], "properties": {"run_id": int, "resumed": {"type": "boolean"}, "url": str_}},
+        "Run": {"type": "object", "required": ["id", "source", "trigger", "status", "started_ms", "complete"], "properties": {
+            "id": int, "source": str_, "trigger": str_, "status": str_, "started_ms": int, "ended_ms": opt_int,
+            "complete": {"type": "boolean"}, "counts": {}, "errors": {}, "message": nullable("string")}},
+        "RunPage": {"type": "object", "required": ["runs", "next_before"], "properties": {"runs": {"type": "array", "items": r("Run")}, "next_before": opt_int}},
+        "PushOutcome": {"type": "object", "required": ["source", "records", "new", "changed", "unchanged"], "properties": {"source": str_, "records": int, "new": int, "changed": int, "unchanged": int}},
+        "SecretNames": {"type": "object", "required": ["secrets"], "properties": {"secrets": {"type": "array", "items": str_}}},
+        "SecretBody": {"type": "object", "additionalProperties": false, "required": ["value"], "properties": {"value": {"type": "string", "minLength": 1, "maxLength": 16384}}},
+    });
+    let mut schemas = json!({
         "Error": {
             "type": "object", "required": ["error"],
             "properties": {"error": {"type": "object", "required": ["code", "message"],
@@ -359,6 +446,9 @@ fn build() -> Value {
                     "properties": {"day": {"type": "string", "format": "date"}, "api_requests": int, "runs": int}}}}
         },
     });
+    if let (Some(all), Value::Object(more)) = (schemas.as_object_mut(), harvest_schemas) {
+        all.extend(more);
+    }
     let error_resp = |d: &str| json!({"description": d, "content": {"application/json": {"schema": r("Error")}}});
     let mut responses = Map::new();
     for (code, d) in [
@@ -402,7 +492,7 @@ fn build() -> Value {
         "info": {
             "title": "Gleaner API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Multi-tenant records API of Gleaner. Errors are {\"error\":{\"code\",\"message\"}}. Authenticate with `Authorization: Bearer <API key | OIDC JWT | admin token>`. `x-permission` names what each operation needs: admin for tenants:*, admin-keys:*, global-audit:*; tenant-admin for keys:manage, audit:read, usage:read; editor for records:write; reader for records:read (within the credential's tenant)."
+            "description": "Multi-tenant records API of Gleaner. Errors are {\"error\":{\"code\",\"message\"}}. Authenticate with `Authorization: Bearer <API key | OIDC JWT | admin token>`. `x-permission` names what each operation needs: admin for tenants:*, admin-keys:*, global-audit:*; tenant-admin for keys:manage, audit:read, usage:read, secrets:manage; editor for records:write, sources:write; reader for records:read, sources:read (within the credential's tenant)."
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
@@ -411,7 +501,9 @@ fn build() -> Value {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "API key (glk_…), OIDC JWT, or the admin token"}},
             "parameters": {
                 "tenant": {"name": "tenant", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"}},
-                "key_id": {"name": "key_id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{16}$"}}
+                "key_id": {"name": "key_id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{16}$"}},
+                "source": {"name": "source", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"}},
+                "secret_name": {"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"}}
             },
             "responses": responses,
             "schemas": schemas,

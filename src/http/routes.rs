@@ -11,7 +11,7 @@ use axum::Router;
 use http::Method;
 
 use super::error::ApiError;
-use super::{audit, health, keys, openapi, records, tenants, usage, AppState};
+use super::{audit, harvest, health, keys, openapi, records, tenants, usage, AppState};
 use crate::auth::Permission;
 use crate::error::ErrorKind;
 
@@ -64,6 +64,7 @@ impl Routes {
 
     verb!(get, GET);
     verb!(post, POST);
+    verb!(put, PUT);
     verb!(patch, PATCH);
     verb!(delete, DELETE);
 
@@ -164,6 +165,64 @@ pub(super) fn routes() -> Routes {
             audit::tenant_verify,
         )
         .get("/v1/tenants/{tenant}/usage", Some(P::ReadUsage), usage::get)
+        // Sources and runs (reader reads, editor changes and runs) and the secrets source
+        // definitions refer to (tenant-admin).
+        .get(
+            "/v1/tenants/{tenant}/sources",
+            Some(P::ReadSources),
+            harvest::list_sources,
+        )
+        .get(
+            "/v1/tenants/{tenant}/sources/{source}",
+            Some(P::ReadSources),
+            harvest::get_source,
+        )
+        .put(
+            "/v1/tenants/{tenant}/sources/{source}",
+            Some(P::WriteSources),
+            harvest::put_source,
+        )
+        .delete(
+            "/v1/tenants/{tenant}/sources/{source}",
+            Some(P::WriteSources),
+            harvest::delete_source,
+        )
+        .post(
+            "/v1/tenants/{tenant}/sources/{source}/runs",
+            Some(P::WriteSources),
+            harvest::trigger,
+        )
+        .get(
+            "/v1/tenants/{tenant}/sources/{source}/runs",
+            Some(P::ReadSources),
+            harvest::list_runs,
+        )
+        .get(
+            "/v1/tenants/{tenant}/sources/{source}/runs/{run}",
+            Some(P::ReadSources),
+            harvest::get_run,
+        )
+        // `records:write`, or no credential and a valid signature (see `harvest`).
+        .post(
+            "/v1/tenants/{tenant}/sources/{source}/push",
+            Some(P::WriteRecords),
+            harvest::push,
+        )
+        .get(
+            "/v1/tenants/{tenant}/secrets",
+            Some(P::ManageSecrets),
+            harvest::list_secrets,
+        )
+        .put(
+            "/v1/tenants/{tenant}/secrets/{name}",
+            Some(P::ManageSecrets),
+            harvest::put_secret,
+        )
+        .delete(
+            "/v1/tenants/{tenant}/secrets/{name}",
+            Some(P::ManageSecrets),
+            harvest::delete_secret,
+        )
         // Global admin keys and audit (admin).
         .get("/v1/admin/keys", Some(P::ManageAdminKeys), keys::admin_list)
         .post(
