@@ -174,7 +174,12 @@ pub async fn serve(cfg: Config) -> Result<(), AppError> {
             auth: cfg.auth.clone(),
             reuse_after_ms: (cfg.store.idle_close_secs as i64 + 60) * 1000,
         }),
-        eraser: Arc::new(PendingEraser),
+        // With replication on, `DELETE /v1/tenants/{id}?erase=true` erases the replica;
+        // without, the request is recorded and stays pending.
+        eraser: match &replicator {
+            Some(r) => Arc::new(r.clone()),
+            None => Arc::new(PendingEraser),
+        },
         shutting_down: Arc::clone(&shutting_down),
         replication: replicator.clone(),
     };

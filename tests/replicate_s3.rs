@@ -218,3 +218,128 @@ fn wrong_credentials_and_missing_bucket_are_named() {
     );
     assert!(!out.exists());
 }
+
+/// `DELETE /v1/tenants/{id}?erase=true` while the tenant's database is open: every object
+/// of its replica is gone at both destinations (S3 and a directory), the answer and the
+/// audit chain say `done`, and another tenant's replica is untouched.
+#[test]
+fn tenant_erasure_removes_every_replica_object() {
+    use gleaner::replicate::client::ReplicaClient;
+    use gleaner::replicate::s3_client::{sdk_client, S3Client};
+
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(&dir.path().join("s3"));
+    s3.create_bucket("erase");
+    let data = dir.path().join("data");
+    let url = format!(
+        "s3://erase/node1?endpoint={}&region=us-east-1&force_path_style=true",
+        s3.endpoint
+    );
+    let second_root = dir.path().join("second");
+    let second_url = format!("file://{}", second_root.display());
+    let env = [
+        ("GLEANER_REPLICATE__SECOND_URL", second_url.as_str()),
+        ("GLEANER_HTTP__ADMIN_TOKEN", common::ADMIN_TOKEN),
+        ("GLEANER_REPLICATE__ENABLED", "true"),
+        ("GLEANER_REPLICATE__URL", url.as_str()),
+        ("GLEANER_REPLICATE__SYNC_INTERVAL_MS", "100"),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+    ];
+    let server = common::Server::start(&data, &[], &env);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
+        rt.block_on(async {
+            let mut rb = client
+                .request(method, server.url(path))
+                .bearer_auth(common::ADMIN_TOKEN);
+            if let Some(b) = body {
+                rb = rb.json(&b);
+            }
+            let r = rb.send().await.unwrap();
+            let status = r.status().as_u16();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        })
+    };
+    for t in ["gone", "kept"] {
+        let (s, v) = call(
+            reqwest::Method::POST,
+            "/v1/tenants",
+            Some(serde_json::json!({"id": t})),
+        );
+        assert_eq!(s, 201, "{v}");
+        let (s, v) = call(
+            reqwest::Method::POST,
+            &format!("/v1/tenants/{t}/records"),
+            Some(serde_json::json!({"records": [{"source": "s", "key": "k", "fields": {"x": 1}}]})),
+        );
+        assert_eq!(s, 200, "{v}");
+    }
+    let s3_objects = |tenant: &str| -> usize {
+        rt.block_on(async {
+            let o = s3.options();
+            let c = S3Client::new(sdk_client(&o).await, "erase", "node1", &o)
+                .at(&format!("tenants/{tenant}"));
+            let mut n = 0;
+            for level in 0..=9u8 {
+                n += c.list(level).await.unwrap().len();
+            }
+            n
+        })
+    };
+    let file_objects = |tenant: &str| -> usize {
+        fn walk(p: &std::path::Path) -> usize {
+            std::fs::read_dir(p).map_or(0, |rd| {
+                rd.flatten()
+                    .map(|e| {
+                        let p = e.path();
+                        if p.is_dir() {
+                            walk(&p)
+                        } else {
+                            1
+                        }
+                    })
+                    .sum()
+            })
+        }
+        walk(&second_root.join("tenants").join(tenant))
+    };
+    for t in ["gone", "kept"] {
+        wait_for(Duration::from_secs(60), "the tenant's replica", || {
+            (s3_objects(t) > 0 && file_objects(t) > 0).then_some(())
+        });
+    }
+    let kept_before = s3_objects("kept");
+
+    let (s, v) = call(reqwest::Method::DELETE, "/v1/tenants/gone?erase=true", None);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["erase"]["status"], "done", "{v}");
+    assert_eq!(s3_objects("gone"), 0, "S3 objects left after erasure");
+    assert_eq!(file_objects("gone"), 0, "files left after erasure");
+    // Nothing ships behind the erasure (the database was closed before it).
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(s3_objects("gone"), 0, "an upload followed the erasure");
+    assert!(
+        s3_objects("kept") >= kept_before,
+        "another tenant's replica was touched"
+    );
+    assert!(!data.join("tenants").join("gone.db").exists());
+
+    let (s, v) = call(reqwest::Method::GET, "/v1/admin/audit?limit=1000", None);
+    assert_eq!(s, 200, "{v}");
+    let finished: Vec<&serde_json::Value> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "erasure.finished" && e["target"] == "gone")
+        .collect();
+    assert_eq!(finished.len(), 1, "{v}");
+    assert_eq!(finished[0]["detail"]["status"], "done");
+}

@@ -4,12 +4,14 @@
 //! format, the SQLite WAL reader, restore plans and applying LTX files. On top of them the
 //! runtime: WAL capture ([`capture`]), one replica per destination ([`replica`]) behind
 //! the storage trait ([`client`]) with `file://` and `s3://` backends, the per-database
-//! sync loop driven by store hooks ([`runtime`]), and restore/verify ([`restore`]).
+//! sync loop driven by store hooks ([`runtime`]), restore/verify ([`restore`]) and the
+//! erasure of a deleted tenant's replica ([`erase`]).
 
 pub mod apply;
 pub mod capture;
 pub mod client;
 pub mod crc64;
+pub mod erase;
 pub mod error;
 pub mod file_client;
 pub mod ltx;

@@ -185,6 +185,16 @@ impl Replicator {
         self.shared.data_dir.join(".replicate").join(sub)
     }
 
+    /// Where replicas go (one or two destinations).
+    pub(super) fn destinations(&self) -> &[Destination] {
+        &self.shared.dests
+    }
+
+    /// Local staging directory of the database at replica sub-path `sub`.
+    pub(super) fn staging_dir(&self, sub: &str) -> PathBuf {
+        self.staging_of(sub)
+    }
+
     /// Starts replicating `db` (idempotent per path).
     pub fn attach(&self, path: &Path, target: Target, sub: String, staging: PathBuf) {
         let mut tasks = match self.shared.tasks.lock() {

@@ -154,6 +154,39 @@ impl Registry {
         n
     }
 
+    /// Closes `id`'s database now, even while requests or runs still hold handles to it
+    /// (they get [`StoreError::Closed`] from then on), and runs `after` — removing the
+    /// files of a deleted tenant — before anyone can open it again. The observer sees the
+    /// close first, so the replicator ships the last frames and stops watching the file
+    /// before it disappears (and before any erasure of its replica starts).
+    pub(crate) async fn evict<F, Fut, T>(&self, id: &TenantId, after: F) -> T
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        let (db, done) = loop {
+            let mut open = self.open.lock().await;
+            if let Some(rx) = open.closing.get(id) {
+                let mut rx = rx.clone();
+                drop(open);
+                while rx.changed().await.is_ok() {}
+                continue;
+            }
+            let db = open.dbs.remove(id);
+            let (tx, rx) = watch::channel(());
+            open.closing.insert(id.clone(), rx);
+            metrics::gauge!(m::STORE_OPEN_TENANT_DBS).set(open.dbs.len() as f64);
+            break (db, tx);
+        };
+        if let Some(db) = db {
+            self.close_db(db).await;
+        }
+        let out = after().await;
+        self.open.lock().await.closing.remove(id);
+        drop(done);
+        out
+    }
+
     pub(crate) async fn open_count(&self) -> usize {
         self.open.lock().await.dbs.len()
     }

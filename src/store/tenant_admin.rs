@@ -321,24 +321,30 @@ impl Store {
                 Ok(())
             })
             .await?;
+        // An open database is closed first (whoever still holds it), so no writer keeps
+        // appending to unlinked files and the replicator has stopped before an erasure.
         let files = self.tenant_files(id);
-        tokio::task::spawn_blocking(move || {
-            for f in files {
-                match std::fs::remove_file(&f) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        return Err(StoreError::DataDir {
-                            path: f,
-                            reason: format!("cannot remove deleted tenant's file: {e}"),
-                        })
+        self.tenants
+            .evict(id, || async move {
+                tokio::task::spawn_blocking(move || {
+                    for f in files {
+                        match std::fs::remove_file(&f) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(e) => {
+                                return Err(StoreError::DataDir {
+                                    path: f,
+                                    reason: format!("cannot remove deleted tenant's file: {e}"),
+                                })
+                            }
+                        }
                     }
-                }
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| StoreError::Join(e.to_string()))?
+                    Ok(())
+                })
+                .await
+                .map_err(|e| StoreError::Join(e.to_string()))?
+            })
+            .await
     }
 
     /// Records the outcome of a replica erasure requested at deletion.
@@ -484,7 +490,8 @@ impl Store {
 /// Called after the tenant's row and files are gone, when the deletion asked for
 /// `erase=true`. The request is already recorded (`tenant_deletions.erase_status =
 /// pending`, and an `erasure.requested` audit entry); the returned status is stored and
-/// audited. Until replication implements this, [`PendingEraser`] leaves requests pending.
+/// audited. The replicator implements it (`replicate::erase`); a node without replication
+/// uses [`PendingEraser`], which leaves requests pending.
 pub trait ReplicaEraser: Send + Sync + 'static {
     fn erase<'a>(
         &'a self,
@@ -492,7 +499,7 @@ pub trait ReplicaEraser: Send + Sync + 'static {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<EraseStatus, String>> + Send + 'a>>;
 }
 
-/// Records erasure requests without acting on them (no replicator yet).
+/// Records erasure requests without acting on them (replication is off on this node).
 pub struct PendingEraser;
 
 impl ReplicaEraser for PendingEraser {
