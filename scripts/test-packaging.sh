@@ -17,7 +17,8 @@
 # Installs what it needs (apt-get; pip into .tools/venv, pinned), prints PASS/FAIL per
 # check, exits non-zero on any failure, and removes the package, containers, volumes,
 # images and processes it created. Env: CARGO_TARGET_DIR (normal builds),
-# STATIC_TARGET_DIR (static build, default target-static), VERBOSE=1 (full logs). Not
+# STATIC_TARGET_DIR (static build, default target-static), PKGTEST_BINARY (a gleaner binary
+# already built, used instead of a release build by helm and obs), VERBOSE=1 (full logs). Not
 # named GLEANER_*: the binary would take those for configuration keys.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/packaging/common.sh"
@@ -136,8 +137,13 @@ install_promtool() {
 }
 
 # The dynamically linked release binary, built from this tree and copied so that other
-# builds sharing the target dir cannot swap it underneath the tests.
+# builds sharing the target dir cannot swap it underneath the tests. PKGTEST_BINARY names an
+# already built binary to use instead (e.g. a debug build for the helm and obs suites).
 release_binary() {
+    if [ ! -x "$WORK/gleaner" ] && [ -n "${PKGTEST_BINARY:-}" ]; then
+        [ -x "$PKGTEST_BINARY" ] || fail "PKGTEST_BINARY=$PKGTEST_BINARY is not an executable"
+        cp "$PKGTEST_BINARY" "$WORK/gleaner"
+    fi
     if [ ! -x "$WORK/gleaner" ]; then
         cargo build --release --locked --quiet --bin gleaner
         cp "$CARGO_TARGET_DIR/release/gleaner" "$WORK/gleaner"
@@ -466,7 +472,8 @@ oci_compose_up() {
     local f=packaging/oci/docker-compose.yml port cid
     port="$(free_port)"
     touch "$WORK/compose-up"
-    DEV_IMAGE="$IMAGE" DEV_PORT="$port" docker-compose -p "$RUN_ID" -f "$f" up -d --no-build --no-deps gleaner
+    # No MinIO here (no image can be pulled), so the service runs without replication.
+    DEV_IMAGE="$IMAGE" DEV_PORT="$port" DEV_REPLICATE=false docker-compose -p "$RUN_ID" -f "$f" up -d --no-build --no-deps gleaner
     cid="$(DEV_IMAGE="$IMAGE" docker-compose -p "$RUN_ID" -f "$f" ps -q gleaner)"
     compose_healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$cid")" = healthy ]; }
     wait_for 60 "the compose service to be healthy" compose_healthy
@@ -475,7 +482,7 @@ oci_compose_up() {
     [ "$(docker inspect -f '{{.HostConfig.CapDrop}}' "$cid")" = "[ALL]" ] || fail "capabilities not dropped"
     DEV_IMAGE="$IMAGE" docker-compose -p "$RUN_ID" -f "$f" down -v
     rm -f "$WORK/compose-up"
-    note "compose service gleaner (read-only rootfs, no capabilities) healthy, /readyz 200; MinIO not started (no image can be pulled here)"
+    note "compose service gleaner (read-only rootfs, no capabilities) healthy, /readyz 200; MinIO not started (no image can be pulled here), so DEV_REPLICATE=false"
 }
 
 suite_oci() {
