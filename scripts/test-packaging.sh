@@ -9,8 +9,8 @@
 #   oci   hadolint, build the scratch image from a static binary, run it with a volume and
 #         a restart policy, health, kill -9 and restart, data survives, graceful stop,
 #         docker-compose config and the compose service for real
-#   helm  lint and render the chart (Helm v4 SDK from PyPI), kubernetes-validate, and
-#         `gleaner config check` on the rendered config
+#   helm  lint and render the chart (Helm v4 SDK from PyPI) with replication off and on,
+#         kubernetes-validate, and `gleaner config check` on each rendered config + env
 #   obs   promtool check/test rules, the Grafana dashboard, `promtool check metrics` on a
 #         live /metrics scrape
 #
@@ -503,7 +503,7 @@ suite_oci() {
 helm_render() {
     setup_venv
     "$VENV/bin/python" scripts/packaging/helm_check.py packaging/helm/gleaner "$WORK/helm"
-    note "$(head -n1 "$WORK/check.log"); lint --strict clean; 3 value sets rendered and checked; schema rejects bad values"
+    note "$(head -n1 "$WORK/check.log"); lint --strict clean; 4 value sets (replication off and on) rendered and checked; schema and guards reject bad values"
 }
 
 helm_validate() {
@@ -519,11 +519,23 @@ helm_validate() {
 helm_config() {
     local bin v
     bin="$(release_binary)"
+    local name env_args out
     for v in "$WORK"/helm/*.gleaner.toml; do
-        env -i GLEANER_CONFIG="$v" GLEANER_HTTP__LISTEN=0.0.0.0:8080 GLEANER_STORE__DATA_DIR="$WORK/helm-data" \
-            "$bin" config check
+        name="$(basename "$v" .gleaner.toml)"
+        # The container's GLEANER_* environment as helm_check.py wrote it (listen, admin
+        # token, per-pod replica URL, S3 credentials), over the rendered file.
+        mapfile -t env_args < "$WORK/helm/$name.env"
+        out="$(env -i "${env_args[@]}" GLEANER_CONFIG="$v" GLEANER_STORE__DATA_DIR="$WORK/helm-data" \
+            "$bin" config check --print)" || fail "variant $name: gleaner config check failed"
+        if grep -q '^\[replicate\]' "$v"; then
+            grep -qx 'enabled = true' <<< "$out" || fail "variant $name: replication not enabled in the effective config"
+            grep -q '^url = "\(s3\|file\)://.*/rel-gleaner-0"$' <<< "$out" || fail "variant $name: no per-pod replicate.url in the effective config"
+            note "variant $name: replication enabled, $(grep '^url = ' <<< "$out")"
+        else
+            ! grep -qx 'enabled = true' <<< "$(sed -n '/^\[replicate\]/,/^\[/p' <<< "$out")" || fail "variant $name: replication on"
+        fi
     done
-    note "rendered gleaner.toml of every value set passes 'gleaner config check'"
+    note "rendered gleaner.toml + container environment of every value set pass 'gleaner config check'"
 }
 
 suite_helm() {
