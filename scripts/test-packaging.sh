@@ -9,15 +9,16 @@
 #   oci   hadolint, build the scratch image from a static binary, run it with a volume and
 #         a restart policy, health, kill -9 and restart, data survives, graceful stop,
 #         docker-compose config and the compose service for real
-#   helm  lint and render the chart (Helm v4 SDK from PyPI), kubernetes-validate, and
-#         `gleaner config check` on the rendered config
+#   helm  lint and render the chart (Helm v4 SDK from PyPI) with replication off and on,
+#         kubernetes-validate, and `gleaner config check` on each rendered config + env
 #   obs   promtool check/test rules, the Grafana dashboard, `promtool check metrics` on a
 #         live /metrics scrape
 #
 # Installs what it needs (apt-get; pip into .tools/venv, pinned), prints PASS/FAIL per
 # check, exits non-zero on any failure, and removes the package, containers, volumes,
 # images and processes it created. Env: CARGO_TARGET_DIR (normal builds),
-# STATIC_TARGET_DIR (static build, default target-static), VERBOSE=1 (full logs). Not
+# STATIC_TARGET_DIR (static build, default target-static), PKGTEST_BINARY (a gleaner binary
+# already built, used instead of a release build by helm and obs), VERBOSE=1 (full logs). Not
 # named GLEANER_*: the binary would take those for configuration keys.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/packaging/common.sh"
@@ -136,8 +137,13 @@ install_promtool() {
 }
 
 # The dynamically linked release binary, built from this tree and copied so that other
-# builds sharing the target dir cannot swap it underneath the tests.
+# builds sharing the target dir cannot swap it underneath the tests. PKGTEST_BINARY names an
+# already built binary to use instead (e.g. a debug build for the helm and obs suites).
 release_binary() {
+    if [ ! -x "$WORK/gleaner" ] && [ -n "${PKGTEST_BINARY:-}" ]; then
+        [ -x "$PKGTEST_BINARY" ] || fail "PKGTEST_BINARY=$PKGTEST_BINARY is not an executable"
+        cp "$PKGTEST_BINARY" "$WORK/gleaner"
+    fi
     if [ ! -x "$WORK/gleaner" ]; then
         cargo build --release --locked --quiet --bin gleaner
         cp "$CARGO_TARGET_DIR/release/gleaner" "$WORK/gleaner"
@@ -466,7 +472,8 @@ oci_compose_up() {
     local f=packaging/oci/docker-compose.yml port cid
     port="$(free_port)"
     touch "$WORK/compose-up"
-    DEV_IMAGE="$IMAGE" DEV_PORT="$port" docker-compose -p "$RUN_ID" -f "$f" up -d --no-build --no-deps gleaner
+    # No MinIO here (no image can be pulled), so the service runs without replication.
+    DEV_IMAGE="$IMAGE" DEV_PORT="$port" DEV_REPLICATE=false docker-compose -p "$RUN_ID" -f "$f" up -d --no-build --no-deps gleaner
     cid="$(DEV_IMAGE="$IMAGE" docker-compose -p "$RUN_ID" -f "$f" ps -q gleaner)"
     compose_healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$cid")" = healthy ]; }
     wait_for 60 "the compose service to be healthy" compose_healthy
@@ -475,7 +482,7 @@ oci_compose_up() {
     [ "$(docker inspect -f '{{.HostConfig.CapDrop}}' "$cid")" = "[ALL]" ] || fail "capabilities not dropped"
     DEV_IMAGE="$IMAGE" docker-compose -p "$RUN_ID" -f "$f" down -v
     rm -f "$WORK/compose-up"
-    note "compose service gleaner (read-only rootfs, no capabilities) healthy, /readyz 200; MinIO not started (no image can be pulled here)"
+    note "compose service gleaner (read-only rootfs, no capabilities) healthy, /readyz 200; MinIO not started (no image can be pulled here), so DEV_REPLICATE=false"
 }
 
 suite_oci() {
@@ -496,7 +503,7 @@ suite_oci() {
 helm_render() {
     setup_venv
     "$VENV/bin/python" scripts/packaging/helm_check.py packaging/helm/gleaner "$WORK/helm"
-    note "$(head -n1 "$WORK/check.log"); lint --strict clean; 3 value sets rendered and checked; schema rejects bad values"
+    note "$(head -n1 "$WORK/check.log"); lint --strict clean; 4 value sets (replication off and on) rendered and checked; schema and guards reject bad values"
 }
 
 helm_validate() {
@@ -512,11 +519,23 @@ helm_validate() {
 helm_config() {
     local bin v
     bin="$(release_binary)"
+    local name env_args out
     for v in "$WORK"/helm/*.gleaner.toml; do
-        env -i GLEANER_CONFIG="$v" GLEANER_HTTP__LISTEN=0.0.0.0:8080 GLEANER_STORE__DATA_DIR="$WORK/helm-data" \
-            "$bin" config check
+        name="$(basename "$v" .gleaner.toml)"
+        # The container's GLEANER_* environment as helm_check.py wrote it (listen, admin
+        # token, per-pod replica URL, S3 credentials), over the rendered file.
+        mapfile -t env_args < "$WORK/helm/$name.env"
+        out="$(env -i "${env_args[@]}" GLEANER_CONFIG="$v" GLEANER_STORE__DATA_DIR="$WORK/helm-data" \
+            "$bin" config check --print)" || fail "variant $name: gleaner config check failed"
+        if grep -q '^\[replicate\]' "$v"; then
+            grep -qx 'enabled = true' <<< "$out" || fail "variant $name: replication not enabled in the effective config"
+            grep -q '^url = "\(s3\|file\)://.*/rel-gleaner-0"$' <<< "$out" || fail "variant $name: no per-pod replicate.url in the effective config"
+            note "variant $name: replication enabled, $(grep '^url = ' <<< "$out")"
+        else
+            ! grep -qx 'enabled = true' <<< "$(sed -n '/^\[replicate\]/,/^\[/p' <<< "$out")" || fail "variant $name: replication on"
+        fi
     done
-    note "rendered gleaner.toml of every value set passes 'gleaner config check'"
+    note "rendered gleaner.toml + container environment of every value set pass 'gleaner config check'"
 }
 
 suite_helm() {

@@ -441,15 +441,34 @@ pub struct RestoreArgs {
     pub output: std::path::PathBuf,
     pub target: RestoreTarget,
     pub force: bool,
+    /// Succeed without restoring when `output` exists and is not empty.
+    pub if_db_not_exists: bool,
+    /// Succeed without restoring when the replica holds no files.
+    pub if_replica_exists: bool,
     pub parallelism: usize,
     pub progress: bool,
 }
 
 /// `gleaner restore`: prints what it restored.
 pub async fn restore_cmd(cfg: &Config, a: RestoreArgs) -> Result<(), AppError> {
+    if a.if_db_not_exists && std::fs::metadata(&a.output).is_ok_and(|m| !m.is_file() || m.len() > 0)
+    {
+        eprintln!(
+            "{} already exists; nothing restored (--if-db-not-exists)",
+            a.output.display()
+        );
+        return Ok(());
+    }
     let client = open_client(&a.url, &cfg.replicate.s3)
         .await
         .map_err(ReplicateError::from)?;
+    if a.if_replica_exists && restore::list_all(client.as_ref(), false).await?.is_empty() {
+        eprintln!(
+            "no replica at {}; nothing restored (--if-replica-exists)",
+            client.describe()
+        );
+        return Ok(());
+    }
     let started = std::time::Instant::now();
     let rep = restore::restore(
         client,

@@ -55,7 +55,6 @@ enum Command {
     /// Serve the sample site on loopback, harvest it into a `demo` tenant, then serve the
     /// API with a generated admin token. Needs no network.
     Demo(DemoArgs),
-    /// Exit 0 if the local server answers /readyz with 200 (for container health checks).
     /// Restore a database from a replica (Gleaner's or Litestream's) to OUT.
     Restore(RestoreCli),
     /// Restore a replica's latest state to a temporary file and check its integrity.
@@ -73,6 +72,7 @@ enum Command {
         #[arg(long, value_name = "URL")]
         replica: String,
     },
+    /// Exit 0 if the local server answers /readyz with 200 (for container health checks).
     Healthcheck {
         /// host:port to check instead of http.listen from the configuration.
         #[arg(long, value_name = "HOST:PORT")]
@@ -95,8 +95,16 @@ struct RestoreCli {
     #[arg(long, value_name = "N")]
     txid: Option<String>,
     /// Overwrite OUT if it exists.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "if_db_not_exists")]
     force: bool,
+    /// Exit 0 without restoring when OUT already exists and is not empty (Litestream's
+    /// `-if-db-not-exists`): safe to run before every start.
+    #[arg(long)]
+    if_db_not_exists: bool,
+    /// Exit 0 without restoring when the replica holds no files (Litestream's
+    /// `-if-replica-exists`): a new installation starts empty instead of failing.
+    #[arg(long)]
+    if_replica_exists: bool,
     /// Downloads in flight at once.
     #[arg(long, default_value_t = 8, value_name = "N")]
     parallelism: usize,
@@ -407,6 +415,8 @@ fn main() -> ExitCode {
                 output: a.output,
                 target,
                 force: a.force,
+                if_db_not_exists: a.if_db_not_exists,
+                if_replica_exists: a.if_replica_exists,
                 parallelism: a.parallelism.max(1),
                 progress: !a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };

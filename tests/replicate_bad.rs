@@ -1,7 +1,8 @@
 //! `gleaner restore` on damaged replicas: a TXID gap, a corrupt page, a bad file checksum,
 //! no snapshot, a timestamp before the first file. Each fails naming the file (or the
 //! replica) and the reason, and leaves nothing at OUT (nor OUT.tmp). An existing OUT is
-//! never overwritten without --force.
+//! never overwritten without --force; --if-db-not-exists and --if-replica-exists skip
+//! without error and without touching OUT.
 
 mod replicate_support;
 
@@ -150,4 +151,38 @@ fn damaged_replicas_fail_with_file_and_reason() {
     assert_eq!(fs::read(&ok).unwrap(), b"keep me");
     gleaner_restore(&Backend::File(replica), &["--quiet", "--force"], &ok).unwrap();
     assert_eq!(integrity(&ok), "ok");
+}
+
+#[test]
+fn if_guards_skip_without_touching_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let replica = make_replica(d);
+    let out = d.join("out.db");
+
+    // --if-db-not-exists: an existing OUT is kept, and that is a success.
+    fs::write(&out, b"keep me").unwrap();
+    let b = Backend::File(replica.clone());
+    let msg = gleaner_restore(&b, &["--quiet", "--if-db-not-exists"], &out).unwrap();
+    assert!(msg.contains("nothing restored"), "{msg}");
+    assert_eq!(fs::read(&out).unwrap(), b"keep me");
+    // With OUT missing and a replica present, both guards restore as usual.
+    fs::remove_file(&out).unwrap();
+    let guards = ["--quiet", "--if-db-not-exists", "--if-replica-exists"];
+    gleaner_restore(&b, &guards, &out).unwrap();
+    assert_eq!(integrity(&out), "ok");
+
+    // --if-replica-exists: an empty replica is a success that writes nothing...
+    let empty = Backend::File(d.join("empty-replica"));
+    let none = d.join("none.db");
+    let msg = gleaner_restore(&empty, &["--quiet", "--if-replica-exists"], &none).unwrap();
+    assert!(msg.contains("no replica"), "{msg}");
+    assert!(!none.exists());
+    // ...and without it, an error that writes nothing either.
+    assert!(gleaner_restore(&empty, &["--quiet"], &none).is_err());
+    assert!(!none.exists());
+
+    // --force and --if-db-not-exists contradict each other.
+    let e = gleaner_restore(&b, &["--force", "--if-db-not-exists"], &out).unwrap_err();
+    assert!(e.contains("cannot be used with"), "{e}");
 }

@@ -20,10 +20,22 @@ VARIANTS = {
         "ingress": {"enabled": True, "className": "nginx",
                     "tls": [{"secretName": "gleaner-tls", "hosts": ["gleaner.example.com"]}]},
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
-        "replication": {"enabled": True},
+        "replication": {"enabled": True, "url": "s3://gleaner/replicas/",
+                        "secondUrl": "file:///mnt/backup/gleaner",
+                        "s3": {"endpoint": "http://minio.minio:9000", "forcePathStyle": True},
+                        "credentials": {"existingSecret": "gleaner-s3"},
+                        "restore": {"extraArgs": ["--parallelism", "16"]},
+                        "extraConfig": "level_intervals_secs = [30, 300]"},
         "persistence": {"storageClass": "fast-ssd"},
-        "extraEnvFrom": [{"secretRef": {"name": "gleaner-s3"}}],
+        "extraEnvFrom": [{"configMapRef": {"name": "gleaner-extra"}}],
     },
+    # Replication to AWS with the SDK's credential chain (IRSA), KMS, no init container.
+    "replication-aws": {"replication": {"enabled": True, "url": "s3://acme-backups/gleaner",
+                                        "s3": {"region": "eu-central-1", "sse": "aws:kms"},
+                                        "verifyIntervalSecs": 3600,
+                                        "restore": {"enabled": False}},
+                        "serviceAccount": {"annotations": {
+                            "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/gleaner"}}},
     "existing-secret": {"adminToken": {"existingSecret": "my-admin", "secretKey": "token"},
                         "podDisruptionBudget": {"enabled": False}},
 }
@@ -133,16 +145,50 @@ def main():
               "no token value inline in the pod spec")
 
         init = pod.get("initContainers") or []
-        if values.get("replication", {}).get("enabled"):
-            check(len(init) == 1 and init[0]["name"] == "restore" and init[0]["args"] == ["restore"]
-                  and any(m["name"] == "data" for m in init[0]["volumeMounts"]),
-                  "restore init container on the data volume")
+        rv = values.get("replication", {})
+        if rv.get("enabled"):
+            url = rv["url"].rstrip("/") + "/$(POD_NAME)"
+            check(env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+                  and list(env).index("POD_NAME") < list(env).index("GLEANER_REPLICATE__URL")
+                  and env["GLEANER_REPLICATE__URL"]["value"] == url,
+                  f"per-pod replica URL {url}")
+            cred = rv.get("credentials", {}).get("existingSecret")
+            if cred:
+                check(all(env[k]["valueFrom"]["secretKeyRef"]["name"] == cred
+                          for k in ("GLEANER_REPLICATE__S3__ACCESS_KEY_ID",
+                                    "GLEANER_REPLICATE__S3__SECRET_ACCESS_KEY")),
+                      "S3 credentials from the existing Secret")
+            else:
+                check(not any("S3__" in k for k in env), "no S3 credentials: the AWS SDK chain")
         else:
-            check(init == [], "no init container while replication is disabled")
+            check(not any(k.startswith("GLEANER_REPLICATE") or k == "POD_NAME" for k in env),
+                  "no replication environment while replication is disabled")
+        if rv.get("enabled") and rv.get("restore", {}).get("enabled", True):
+            a = init[0]["args"] if len(init) == 1 else []
+            check(len(init) == 1 and init[0]["name"] == "restore"
+                  and a[:4] == ["restore", "--if-db-not-exists", "--if-replica-exists", "--quiet"]
+                  and a[-3:] == ["--output", "/var/lib/gleaner/control.db", url + "/control"]
+                  and init[0]["env"] == c["env"]
+                  and any(m["name"] == "data" and m["mountPath"] == "/var/lib/gleaner"
+                          for m in init[0]["volumeMounts"]),
+                  "restore init container: control.db only when missing and replicated")
+        else:
+            check(init == [], "no init container unless replication and restore are enabled")
 
         cm = one(objs, "ConfigMap")
+        toml_text = cm["data"]["gleaner.toml"]
+        check(("[replicate]" in toml_text) == bool(rv.get("enabled")),
+              "[replicate] rendered exactly when replication is enabled")
         with open(os.path.join(out_dir, variant + ".gleaner.toml"), "w") as f:
-            f.write(cm["data"]["gleaner.toml"])
+            f.write(toml_text)
+        # The container's GLEANER_* environment for `gleaner config check`: literal values,
+        # $(POD_NAME) expanded as Kubernetes would, Secret references as placeholders.
+        with open(os.path.join(out_dir, variant + ".env"), "w") as f:
+            for k, e in env.items():
+                if not k.startswith("GLEANER_") or k in ("GLEANER_CONFIG", "GLEANER_STORE__DATA_DIR"):
+                    continue
+                v = e.get("value", f"placeholder-from-secret-{k.lower()}-0123456789")
+                f.write(f"{k}={v.replace('$(POD_NAME)', 'rel-gleaner-0')}\n")
 
         svc = one(objs, "Service", "rel-gleaner")
         check(svc is not None and svc["spec"]["ports"][0]["targetPort"] == "http",
@@ -177,7 +223,14 @@ def main():
     for bad, why in [({"replicacount": 2}, "unknown key"),
                      ({"replicaCount": "two"}, "wrong type"),
                      ({"terminationGracePeriodSeconds": 5}, "grace period too short"),
-                     ({"adminToken": {"value": "short"}}, "token under 16 characters")]:
+                     ({"adminToken": {"value": "short"}}, "token under 16 characters"),
+                     ({"replication": {"enabled": True}}, "replication without a URL"),
+                     ({"replication": {"enabled": True, "url": "s3://b/p?endpoint=http://x"}},
+                      "replica URL with a query string"),
+                     ({"replication": {"s3": {"sse": "AES128"}}}, "unknown SSE mode"),
+                     ({"replication": {"enabled": True, "url": "s3://b/p"},
+                       "config": "[replicate]\nenabled = true\n"},
+                      "[replicate] in config while replication values are used")]:
         try:
             chart.render(bad, name="rel", namespace="gleaner")
             check(False, f"rejects {why}")

@@ -233,10 +233,11 @@ pub struct ReplicateConfig {
     pub snapshot_retention_secs: u64,
     /// Keep L0 files this long after a level-1 file covers them, in seconds.
     pub l0_retention_secs: u64,
-    /// At start, restore a missing database (control.db) from the replica if one exists.
+    /// At start, before listening: restore a missing control.db from the replica if one
+    /// exists, then every tenant database control.db lists whose file is missing.
     pub restore_on_start: bool,
-    /// Restore every replica to a temporary file and check it this often (seconds);
-    /// 0 turns scheduled verification off.
+    /// Restore control.db's replica to a temporary file under `<data_dir>/.replicate` and
+    /// check its integrity this often (seconds); 0 turns scheduled verification off.
     pub verify_interval_secs: u64,
     /// S3 settings (for `s3://` URLs).
     pub s3: S3Config,

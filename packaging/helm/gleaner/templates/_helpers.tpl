@@ -70,7 +70,42 @@ app.kubernetes.io/component: server
       name: {{ . }}
       key: {{ $.Values.adminToken.secretKey }}
 {{- end }}
+{{- if .Values.replication.enabled }}
+{{- /* Each pod is its own shard: it replicates under <url>/<pod name>. */}}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: GLEANER_REPLICATE__URL
+  value: {{ include "gleaner.replicaUrl" (list . .Values.replication.url) | quote }}
+{{- with .Values.replication.secondUrl }}
+- name: GLEANER_REPLICATE__SECOND_URL
+  value: {{ include "gleaner.replicaUrl" (list $ .) | quote }}
+{{- end }}
+{{- with .Values.replication.credentials.existingSecret }}
+- name: GLEANER_REPLICATE__S3__ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.replication.credentials.accessKeyIdKey }}
+- name: GLEANER_REPLICATE__S3__SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.replication.credentials.secretAccessKeyKey }}
+{{- end }}
+{{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{/* A replica prefix for this pod: (list $ url) → "<url>/$(POD_NAME)"; Kubernetes expands
+     $(POD_NAME) from the env var defined before it. */}}
+{{- define "gleaner.replicaUrl" -}}
+{{- $url := index . 1 }}
+{{- if not (regexMatch "^(s3://[^/?#]+(/[^?#]*)?|file:///[^?#]*)$" $url) }}
+{{- fail (printf "replication.url / replication.secondUrl must be s3://bucket/prefix or file:///dir without a query string (S3 settings go under replication.s3), got %q" $url) }}
+{{- end }}
+{{- printf "%s/$(POD_NAME)" (trimSuffix "/" $url) }}
 {{- end }}
