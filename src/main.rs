@@ -309,7 +309,7 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            gleaner::telemetry::init_tracing(&cfg.log);
+            let _tracing = gleaner::telemetry::init_tracing(&cfg.log);
             match runtime().block_on(gleaner::app::serve(cfg)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -392,7 +392,7 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            gleaner::telemetry::init_tracing(&cfg.log);
+            let _tracing = gleaner::telemetry::init_tracing(&cfg.log);
             let target = match (&a.txid, &a.timestamp) {
                 (Some(t), _) => match parse_txid(t) {
                     Some(n) => RestoreTarget::Txid(n),
@@ -427,7 +427,7 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            gleaner::telemetry::init_tracing(&cfg.log);
+            let _tracing = gleaner::telemetry::init_tracing(&cfg.log);
             finish(runtime().block_on(gleaner::app::verify_cmd(&cfg, &url)))
         }
         Command::Replicate { db, replica } => {
@@ -435,7 +435,7 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            gleaner::telemetry::init_tracing(&cfg.log);
+            let _tracing = gleaner::telemetry::init_tracing(&cfg.log);
             finish(runtime().block_on(gleaner::app::replicate_cmd(&cfg, &db, &replica)))
         }
         Command::Key(KeyCommand::Create {
@@ -502,7 +502,7 @@ fn main() -> ExitCode {
             if args.serve.log_level.is_none() {
                 cfg.log.level = "warn".into();
             }
-            gleaner::telemetry::init_tracing(&cfg.log);
+            let _tracing = gleaner::telemetry::init_tracing(&cfg.log);
             let r = runtime().block_on(gleaner::commands::harvest::harvest(
                 cfg,
                 &args.tenant,
@@ -577,7 +577,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             cfg.log.level = "warn".into();
-            gleaner::telemetry::init_tracing(&cfg.log);
+            let _tracing = gleaner::telemetry::init_tracing(&cfg.log);
             let r = runtime().block_on(gleaner::commands::demo::demo(
                 cfg,
                 args.entities,

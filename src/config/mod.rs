@@ -156,6 +156,12 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// Filter in tracing's EnvFilter syntax, e.g. `info` or `info,gleaner::store=debug`.
     pub level: String,
+    /// OTLP/HTTP (protobuf) traces endpoint, e.g. `http://collector:4318/v1/traces`; empty =
+    /// no span export. Spans: HTTP requests, harvest run → fetch → extract → store.
+    pub otlp_endpoint: String,
+    /// Fraction of traces exported when `otlp_endpoint` is set (0.0 to 1.0; a child follows
+    /// its parent's decision).
+    pub otlp_sample_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -163,6 +169,8 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Text,
             level: "info".into(),
+            otlp_endpoint: String::new(),
+            otlp_sample_ratio: 1.0,
         }
     }
 }
@@ -451,6 +459,19 @@ impl Config {
             tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
             "log.level",
             "a tracing filter such as `info` or `info,gleaner::store=debug`",
+        );
+        let e = &self.log.otlp_endpoint;
+        check(
+            e.is_empty()
+                || ((e.starts_with("http://") || e.starts_with("https://"))
+                    && url::Url::parse(e).is_ok_and(|u| u.host_str().is_some())),
+            "log.otlp_endpoint",
+            "empty (no span export) or an http:// or https:// URL such as http://collector:4318/v1/traces",
+        );
+        check(
+            (0.0..=1.0).contains(&self.log.otlp_sample_ratio),
+            "log.otlp_sample_ratio",
+            "a fraction from 0.0 to 1.0",
         );
         let r = &self.replicate;
         check(

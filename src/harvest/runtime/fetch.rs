@@ -194,9 +194,14 @@ impl Fetcher {
     /// Sends `req`, following redirects, and reads the whole body within the limits.
     /// Non-2xx statuses are returned as responses (the caller decides what they mean).
     pub async fn send(&self, req: Request<'_>) -> Result<Response, FetchError> {
+        use tracing::Instrument;
         let first = req.url.to_string();
         let ms = self.limits.request_timeout.as_millis() as u64;
-        match tokio::time::timeout(self.limits.request_timeout, self.exchange(req)).await {
+        let span = tracing::debug_span!("harvest.fetch", method = %req.method, url = %first);
+        match tokio::time::timeout(self.limits.request_timeout, self.exchange(req))
+            .instrument(span)
+            .await
+        {
             Ok(r) => r,
             Err(_) => Err(FetchError::Timeout { url: first, ms }),
         }

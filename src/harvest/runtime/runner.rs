@@ -17,6 +17,7 @@ use rand::Rng;
 use serde::Serialize;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 use url::Url;
 
 use super::auth::SourceAuth;
@@ -272,19 +273,28 @@ impl Harvester {
         let tenant_s = tenant.to_string();
         let source_s = source.to_owned();
         let c2 = Arc::clone(&counters);
-        let task = tokio::spawn(async move {
-            let _guard = guard;
-            let t0 = Instant::now();
-            let summary = h
-                .execute(
-                    tenant_s, source_s, def, db, run_id, started_ms, resumed, c2, errors,
-                )
-                .await;
-            metrics::histogram!(m::HARVEST_RUN_DURATION_SECONDS).record(t0.elapsed().as_secs_f64());
-            metrics::counter!(m::HARVEST_RUNS_TOTAL, "outcome" => summary.status.clone())
-                .increment(1);
-            summary
-        });
+        // The root of a run's trace (OTLP): fetch, extract and store spans nest under it.
+        // A run outlives the request that started it, so it is its own trace, linked to
+        // that request rather than nested in it.
+        let span = tracing::info_span!(parent: None, "harvest.run", tenant = %tenant_s, source = %source_s, run_id, resumed);
+        span.follows_from(tracing::Span::current());
+        let task = tokio::spawn(
+            async move {
+                let _guard = guard;
+                let t0 = Instant::now();
+                let summary = h
+                    .execute(
+                        tenant_s, source_s, def, db, run_id, started_ms, resumed, c2, errors,
+                    )
+                    .await;
+                metrics::histogram!(m::HARVEST_RUN_DURATION_SECONDS)
+                    .record(t0.elapsed().as_secs_f64());
+                metrics::counter!(m::HARVEST_RUNS_TOTAL, "outcome" => summary.status.clone())
+                    .increment(1);
+                summary
+            }
+            .instrument(span),
+        );
         Ok(RunHandle {
             run_id,
             resumed,
@@ -424,9 +434,10 @@ impl Harvester {
         let cap = self.cfg.channel_capacity;
         let (job_tx, job_rx) = mpsc::channel::<Job>(cap);
         let (commit_tx, commit_rx) = mpsc::channel::<Commit>(cap);
-        let claimer = tokio::spawn(claim_loop(Arc::clone(&run), job_tx));
-        let extractor = tokio::spawn(extract_loop(Arc::clone(&run), job_rx, commit_tx));
-        let committer = tokio::spawn(commit_loop(Arc::clone(&run), commit_rx));
+        let claimer = tokio::spawn(claim_loop(Arc::clone(&run), job_tx).in_current_span());
+        let extractor =
+            tokio::spawn(extract_loop(Arc::clone(&run), job_rx, commit_tx).in_current_span());
+        let committer = tokio::spawn(commit_loop(Arc::clone(&run), commit_rx).in_current_span());
         // Progress is saved every two seconds so a crash keeps the counts.
         let saver = {
             let run = Arc::clone(&run);
@@ -687,13 +698,16 @@ async fn claim_loop(run: Arc<Run>, tx: mpsc::Sender<Job>) {
                 break;
             };
             let (run, tx) = (Arc::clone(&run), tx.clone());
-            tasks.spawn(async move {
-                let job = fetch_job(&run, entry).await;
-                drop(permit);
-                if tx.send(job).await.is_err() {
-                    run.in_flight.fetch_sub(1, Ordering::AcqRel);
+            tasks.spawn(
+                async move {
+                    let job = fetch_job(&run, entry).await;
+                    drop(permit);
+                    if tx.send(job).await.is_err() {
+                        run.in_flight.fetch_sub(1, Ordering::AcqRel);
+                    }
                 }
-            });
+                .in_current_span(),
+            );
         }
     }
     while tasks.join_next().await.is_some() {}
@@ -879,62 +893,67 @@ async fn extract_loop(run: Arc<Run>, mut rx: mpsc::Receiver<Job>, tx: mpsc::Send
             break;
         };
         let (run, tx) = (Arc::clone(&run), tx.clone());
-        tasks.spawn(async move {
-            let deferred = matches!(job.fetched, Fetched::Deferred);
-            // A detail page needs its stored record only when the listing's fields are not
-            // with it (the listing was replayed) or the detail itself did not change.
-            if job.entry.kind == DETAIL {
-                let data = job
-                    .entry
-                    .data
-                    .as_deref()
-                    .and_then(|d| serde_json::from_str::<process::DetailData>(d).ok());
-                if let Some(d) = data {
-                    let needed = match job.fetched {
-                        Fetched::NotModified => d.fields.is_some(),
-                        Fetched::Body(_) => d.fields.is_none(),
-                        _ => false,
-                    };
-                    if needed {
-                        job.stored = run
-                            .db
-                            .record_fields(&run.source, &d.key)
-                            .await
-                            .ok()
-                            .flatten();
+        tasks.spawn(
+            async move {
+                let deferred = matches!(job.fetched, Fetched::Deferred);
+                // A detail page needs its stored record only when the listing's fields are not
+                // with it (the listing was replayed) or the detail itself did not change.
+                if job.entry.kind == DETAIL {
+                    let data = job
+                        .entry
+                        .data
+                        .as_deref()
+                        .and_then(|d| serde_json::from_str::<process::DetailData>(d).ok());
+                    if let Some(d) = data {
+                        let needed = match job.fetched {
+                            Fetched::NotModified => d.fields.is_some(),
+                            Fetched::Body(_) => d.fields.is_none(),
+                            _ => false,
+                        };
+                        if needed {
+                            job.stored = run
+                                .db
+                                .record_fields(&run.source, &d.key)
+                                .await
+                                .ok()
+                                .flatten();
+                        }
                     }
                 }
+                let entry = job.entry.clone();
+                let ctx = Arc::clone(&run.ctx);
+                let seen_ms = crate::store::now_ms();
+                // Entered on the pool thread: the extraction nests under the run's trace.
+                let span = tracing::debug_span!("harvest.extract", url = %entry.url);
+                let out = match run
+                    .h
+                    .cpu
+                    .run(move || span.in_scope(|| process::process(&ctx, job, seen_ms)))
+                    .await
+                {
+                    Ok(o) => o,
+                    Err(e) => Output {
+                        error: Some(RunError {
+                            url: entry.url.clone(),
+                            kind: "internal".into(),
+                            reason: e.to_string(),
+                        }),
+                        ..Output::default()
+                    },
+                };
+                drop(permit);
+                let c = Commit {
+                    entry,
+                    deferred,
+                    out,
+                    seen_ms,
+                };
+                if tx.send(c).await.is_err() {
+                    run.in_flight.fetch_sub(1, Ordering::AcqRel);
+                }
             }
-            let entry = job.entry.clone();
-            let ctx = Arc::clone(&run.ctx);
-            let seen_ms = crate::store::now_ms();
-            let out = match run
-                .h
-                .cpu
-                .run(move || process::process(&ctx, job, seen_ms))
-                .await
-            {
-                Ok(o) => o,
-                Err(e) => Output {
-                    error: Some(RunError {
-                        url: entry.url.clone(),
-                        kind: "internal".into(),
-                        reason: e.to_string(),
-                    }),
-                    ..Output::default()
-                },
-            };
-            drop(permit);
-            let c = Commit {
-                entry,
-                deferred,
-                out,
-                seen_ms,
-            };
-            if tx.send(c).await.is_err() {
-                run.in_flight.fetch_sub(1, Ordering::AcqRel);
-            }
-        });
+            .in_current_span(),
+        );
     }
     while tasks.join_next().await.is_some() {}
 }
@@ -963,13 +982,17 @@ async fn commit_loop(run: Arc<Run>, mut rx: mpsc::Receiver<Commit>) {
             }
         }
         let run = Arc::clone(&run);
-        tasks.spawn(async move {
-            let n = batch.len() as u64;
-            commit_batch(&run, batch).await;
-            drop(permit);
-            run.in_flight.fetch_sub(n, Ordering::AcqRel);
-            run.progress.notify_one();
-        });
+        tasks.spawn(
+            async move {
+                let n = batch.len() as u64;
+                let span = tracing::debug_span!("harvest.store", pages = n);
+                commit_batch(&run, batch).instrument(span).await;
+                drop(permit);
+                run.in_flight.fetch_sub(n, Ordering::AcqRel);
+                run.progress.notify_one();
+            }
+            .in_current_span(),
+        );
     }
     while tasks.join_next().await.is_some() {}
 }
