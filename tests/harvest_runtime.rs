@@ -1014,3 +1014,102 @@ selector = "b.k"
     assert_eq!(r.status, "succeeded", "{r:?}");
     assert_eq!(pages.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_day_budget_pauses_the_run_and_the_next_day_resumes_it() {
+    let hits: Arc<Mutex<Vec<String>>> = Arc::default();
+    let app = {
+        let (h1, h2) = (Arc::clone(&hits), Arc::clone(&hits));
+        Router::new()
+            .route(
+                "/list",
+                get(move || {
+                    h1.lock().unwrap().push("/list".into());
+                    async {
+                        let items: String = (0..6)
+                            .map(|i| format!("<li><a class=k href=\"/item/{i}\">k{i}</a></li>"))
+                            .collect();
+                        axum::response::Html(format!("<ul>{items}</ul>"))
+                    }
+                }),
+            )
+            .route(
+                "/item/{i}",
+                get(move |axum::extract::Path(i): axum::extract::Path<u32>| {
+                    h2.lock().unwrap().push(format!("/item/{i}"));
+                    async move { axum::response::Html(format!("<p id=v>value {i}</p>")) }
+                }),
+            )
+    };
+    let site = serve(app).await;
+    let e = env(test_cfg()).await;
+    e.put(&format!(
+        r##"
+id = "budgeted"
+kind = "html"
+start_urls = ["http://{site}/list"]
+[politeness]
+obey_robots = false
+requests_per_day = 4
+[extract]
+record = "li"
+key = {{ field = "k" }}
+[extract.fields.k]
+selector = "a.k"
+[extract.detail]
+link = "a.k"
+[extract.detail.fields.v]
+selector = "#v"
+"##
+    ))
+    .await;
+    let r1 = e.run("budgeted").await;
+    assert_eq!(r1.status, "paused", "{r1:?}");
+    assert!(!r1.complete);
+    assert_eq!(r1.counts.requests, 4, "{r1:?}");
+    assert!(
+        r1.message.as_deref().unwrap_or("").contains("resumes"),
+        "{r1:?}"
+    );
+    assert_eq!(hits.lock().unwrap().len(), 4);
+
+    // The same day: the run is resumed, but the budget is still spent.
+    let r2 = e.run("budgeted").await;
+    assert!(r2.resumed, "{r2:?}");
+    assert_eq!(r2.run_id, r1.run_id);
+    assert_eq!(r2.status, "paused", "{r2:?}");
+    assert_eq!(hits.lock().unwrap().len(), 4, "no request over the budget");
+
+    // The next day (the run's requests moved to yesterday): it resumes where it stopped.
+    {
+        let c = rusqlite::Connection::open(e.store.tenant_db_path(&e.tenant)).unwrap();
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        c.execute(
+            "UPDATE harvest_runs SET budget_day = budget_day - 1, started_ms = started_ms - 86400000",
+            [],
+        )
+        .unwrap();
+    }
+    let r3 = e.run("budgeted").await;
+    assert!(r3.resumed, "{r3:?}");
+    assert_eq!(r3.run_id, r1.run_id);
+    assert_eq!(r3.status, "succeeded", "{r3:?}");
+    assert!(r3.complete);
+    assert_eq!(
+        r3.counts.requests, 7,
+        "4 yesterday + the 3 detail pages left"
+    );
+    let hits = hits.lock().unwrap().clone();
+    let unique: std::collections::HashSet<&String> = hits.iter().collect();
+    assert_eq!(hits.len(), 7, "nothing fetched twice: {hits:?}");
+    assert_eq!(unique.len(), 7);
+    let db = e.db().await;
+    for i in 0..6 {
+        let rec = db
+            .get_record("budgeted", &format!("k{i}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.fields["v"], format!("value {i}"));
+    }
+}

@@ -78,8 +78,8 @@ impl TenantDb {
         self.0
             .write(move |c| {
                 c.execute(
-                    "INSERT INTO harvest_runs (source, trigger, status, started_ms)
-                     VALUES (?1, ?2, 'running', ?3)",
+                    "INSERT INTO harvest_runs (source, trigger, status, started_ms, budget_day)
+                     VALUES (?1, ?2, 'running', ?3, ?3 / 86400000)",
                     params![source, trigger, started_ms],
                 )
                 .map_err(StoreError::from_sqlite)?;
@@ -88,8 +88,8 @@ impl TenantDb {
             .await
     }
 
-    /// The source's run still `running` (its process died) or `interrupted` (shut down), if
-    /// any: the next run resumes it.
+    /// The source's run still `running` (its process died), `interrupted` (shut down) or
+    /// `paused` (its daily request budget ran out), if any: the next run resumes it.
     pub async fn unfinished_run(&self, source: &str) -> Result<Option<RunRow>, StoreError> {
         let source = source.to_owned();
         self.0
@@ -97,7 +97,7 @@ impl TenantDb {
                 one(
                     c,
                     &format!(
-                        "SELECT {COLS} FROM harvest_runs WHERE source = ?1 AND status IN ('running', 'interrupted')
+                        "SELECT {COLS} FROM harvest_runs WHERE source = ?1 AND status IN ('running', 'interrupted', 'paused')
                          ORDER BY id DESC LIMIT 1"
                     ),
                     [source],
@@ -216,19 +216,36 @@ impl TenantDb {
             .await
     }
 
-    /// Requests made by the source's runs started at or after `since_ms` (day budgets).
-    pub async fn requests_since(&self, source: &str, since_ms: i64) -> Result<u64, StoreError> {
+    /// Requests `source` made on `day` (days since the Unix epoch, UTC), for its
+    /// `requests_per_day` budget; first moves run `run_id` to `day` if it began on an
+    /// earlier one (a resumed run: what it made before counts against that day).
+    pub async fn requests_on_day(
+        &self,
+        source: &str,
+        run_id: i64,
+        day: i64,
+    ) -> Result<u64, StoreError> {
         let source = source.to_owned();
         self.0
-            .read(move |c| {
+            .write(move |c| {
+                let e = StoreError::from_sqlite;
+                c.execute(
+                    "UPDATE harvest_runs SET budget_day = ?2,
+                         budget_day_base = coalesce(json_extract(counts, '$.requests'), 0)
+                     WHERE id = ?1 AND coalesce(budget_day, started_ms / 86400000) <> ?2",
+                    params![run_id, day],
+                )
+                .map_err(e)?;
                 c.query_row(
-                    "SELECT coalesce(sum(json_extract(counts, '$.requests')), 0)
-                     FROM harvest_runs WHERE source = ?1 AND started_ms >= ?2",
-                    params![source, since_ms],
+                    "SELECT coalesce(sum(coalesce(json_extract(counts, '$.requests'), 0)
+                                         - budget_day_base), 0)
+                     FROM harvest_runs
+                     WHERE source = ?1 AND coalesce(budget_day, started_ms / 86400000) = ?2",
+                    params![source, day],
                     |r| r.get::<_, i64>(0),
                 )
                 .map(|n| n.max(0) as u64)
-                .map_err(StoreError::from_sqlite)
+                .map_err(e)
             })
             .await
     }

@@ -278,6 +278,15 @@ const TENANT: &[(&str, &str)] = &[
         "DROP TRIGGER records_fts_ai;
     DROP TRIGGER records_fts_au;",
     ),
+    (
+        "harvest_runs_budget_day",
+        // A run stopped by its source's `requests_per_day` budget is resumed by a later run,
+        // possibly days after it started: `budget_day` (days since the Unix epoch, UTC) is
+        // the day its requests count against, `budget_day_base` its request count when
+        // that day began for it. NULL (older rows): the day it started, from 0.
+        "ALTER TABLE harvest_runs ADD COLUMN budget_day INTEGER;
+    ALTER TABLE harvest_runs ADD COLUMN budget_day_base INTEGER NOT NULL DEFAULT 0;",
+    ),
 ];
 
 /// Brings `conn` up to the newest schema of `kind`.

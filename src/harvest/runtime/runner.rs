@@ -42,7 +42,8 @@ pub struct RunSummary {
     pub run_id: i64,
     pub tenant: String,
     pub source: String,
-    /// `succeeded`, `partial` (some URLs failed), `failed` or `interrupted` (resumable).
+    /// `succeeded`, `partial` (some URLs failed), `failed`, `interrupted` (resumable) or
+    /// `paused` (the daily request budget ran out; resumable).
     pub status: String,
     /// The whole frontier was worked through without errors; removals were marked.
     pub complete: bool,
@@ -377,9 +378,11 @@ impl Harvester {
     ) -> RunSummary {
         let def = Arc::new(def);
         let pol = &def.common.politeness;
-        let day_start = crate::store::now_ms() / 86_400_000 * 86_400_000;
+        let today = crate::store::now_ms() / 86_400_000;
         let used_today = if pol.requests_per_day.is_some() {
-            db.requests_since(&source, day_start).await.unwrap_or(0)
+            db.requests_on_day(&source, run_id, today)
+                .await
+                .unwrap_or(0)
         } else {
             0
         };
@@ -516,7 +519,10 @@ impl Harvester {
             "interrupted"
         } else if fatal.is_some() {
             "failed"
-        } else if snap.errors > 0 || budget_hit {
+        } else if budget_hit {
+            // Resumed by the next run, from the frontier as it stands, not started over.
+            "paused"
+        } else if snap.errors > 0 {
             if snap.pages > snap.errors {
                 "partial"
             } else {
@@ -527,8 +533,7 @@ impl Harvester {
         };
         if budget_hit && message.is_none() {
             message = Some(
-                "the source's requests_per_day budget is spent; the rest waits for the next run"
-                    .into(),
+                "the source's requests_per_day budget is spent; the next run resumes here".into(),
             );
         } else if snap.links_dropped > 0 && message.is_none() {
             message = Some(format!(
