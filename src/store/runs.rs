@@ -315,9 +315,11 @@ impl TenantDb {
                 if let Some(k) = keep_versions {
                     n += c
                         .execute(
-                            "DELETE FROM record_versions WHERE rowid IN (
-                               SELECT v.rowid FROM record_versions v JOIN records r
-                                 ON r.id = v.record_id
+                            // record_versions is WITHOUT ROWID: rows are named by
+                            // their key.
+                            "DELETE FROM record_versions WHERE (record_id, version) IN (
+                               SELECT v.record_id, v.version FROM record_versions v
+                                 JOIN records r ON r.id = v.record_id
                                WHERE r.source = ?1 AND v.version <= r.version - ?2)",
                             params![source, i64::from(k)],
                         )
@@ -335,5 +337,83 @@ impl TenantDb {
                 Ok(n as u64)
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::StoreConfig;
+    use crate::store::{encode_payload, CheckpointPolicy, RecordWrite, Store};
+    use crate::tenant::TenantId;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn history_is_pruned_by_count_and_by_age_per_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..StoreConfig::default()
+        };
+        let store = Store::open(&cfg, CheckpointPolicy::External).await.unwrap();
+        let t = TenantId::parse("acme").unwrap();
+        store.create_tenant(&t, "Acme").await.unwrap();
+        let db = store.tenant_db(&t).await.unwrap();
+        // Versions 1..=6 of one record in each of two sources, version n seen at n*1000.
+        for source in ["a", "b"] {
+            for n in 1..=6i64 {
+                db.put_record(RecordWrite {
+                    source: source.into(),
+                    key: "k".into(),
+                    payload: encode_payload(&serde_json::json!({ "n": n })).unwrap(),
+                    seen_ms: n * 1000,
+                })
+                .await
+                .unwrap();
+            }
+        }
+        let versions = |source: &'static str| {
+            let db = db.clone();
+            async move {
+                db.0.read(move |c| {
+                    let mut st = c
+                        .prepare(
+                            "SELECT v.version, v.until_ms FROM record_versions v
+                             JOIN records r ON r.id = v.record_id
+                             WHERE r.source = ?1 ORDER BY v.version",
+                        )
+                        .map_err(super::StoreError::from_sqlite)?;
+                    let rows = st
+                        .query_map([source], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                        .map_err(super::StoreError::from_sqlite)?
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(super::StoreError::from_sqlite)?;
+                    Ok(rows)
+                })
+                .await
+                .unwrap()
+            }
+        };
+        assert_eq!(
+            versions("a").await.len(),
+            5,
+            "versions 1-5 in history, 6 current"
+        );
+        // Keep 3 versions counting the current one: 4 and 5 stay in history.
+        assert_eq!(db.prune_history("a", Some(3), None).await.unwrap(), 3);
+        assert_eq!(versions("a").await, vec![(4, 5000), (5, 6000)]);
+        // By age: versions superseded before 4500 go (1: until 2000 ... 3: until 4000).
+        assert_eq!(db.prune_history("b", None, Some(4500)).await.unwrap(), 3);
+        assert_eq!(
+            versions("b").await.iter().map(|v| v.0).collect::<Vec<_>>(),
+            vec![4, 5]
+        );
+        // Each prune touched its own source only; the current versions are untouched.
+        assert_eq!(versions("a").await.len(), 2);
+        for source in ["a", "b"] {
+            let r = db.get_record(source, "k").await.unwrap().unwrap();
+            assert_eq!((r.version, r.fields["n"].as_i64()), (6, Some(6)));
+        }
+        // Keeping 1 leaves no history at all.
+        assert_eq!(db.prune_history("a", Some(1), None).await.unwrap(), 2);
+        assert!(versions("a").await.is_empty());
     }
 }
