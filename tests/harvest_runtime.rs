@@ -829,3 +829,287 @@ async fn basic_bearer_and_header_auth_are_sent() {
         .unwrap()
         .contains("PUT /v1/tenants/acme/secrets/absent"));
 }
+
+/// A listing of `n` entries under `/{name}/`, each with a detail page that answers slowly
+/// while counting how many requests are in flight at once (across every path).
+fn counting_site(
+    names: &'static [&'static str],
+    n: usize,
+    now: Arc<AtomicU32>,
+    peak: Arc<AtomicU32>,
+) -> Router {
+    let mut app = Router::new();
+    for name in names {
+        let (now, peak) = (Arc::clone(&now), Arc::clone(&peak));
+        app = app
+            .route(
+                &format!("/{name}/list"),
+                get(move || async move {
+                    let items: String = (0..n)
+                        .map(|i| {
+                            format!("<li><a class=k href=\"/{name}/item/{i}\">{name}{i}</a></li>")
+                        })
+                        .collect();
+                    axum::response::Html(format!("<ul>{items}</ul>"))
+                }),
+            )
+            .route(
+                &format!("/{name}/item/{{i}}"),
+                get(move |axum::extract::Path(i): axum::extract::Path<u32>| {
+                    let (now, peak) = (Arc::clone(&now), Arc::clone(&peak));
+                    async move {
+                        let in_flight = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(in_flight, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(40)).await;
+                        now.fetch_sub(1, Ordering::SeqCst);
+                        axum::response::Html(format!("<p id=v>value {i}</p>"))
+                    }
+                }),
+            );
+    }
+    app
+}
+
+fn counting_source(site: SocketAddr, name: &str, limit: u32) -> String {
+    format!(
+        r##"
+id = "{name}"
+kind = "html"
+start_urls = ["http://{site}/{name}/list"]
+[politeness]
+per_host_concurrency = {limit}
+[scope]
+max_depth = 0
+[extract]
+record = "li"
+key = {{ field = "k" }}
+[extract.fields.k]
+selector = "a.k"
+[extract.detail]
+link = "a.k"
+[extract.detail.fields.v]
+selector = "#v"
+"##
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_host_concurrency_holds_across_sources_on_one_host() {
+    let (now, peak) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let site = serve(counting_site(
+        &["one", "two"],
+        24,
+        Arc::clone(&now),
+        Arc::clone(&peak),
+    ))
+    .await;
+    // The node allows 8 per host; both sources ask for 2 on the one host they share.
+    let e = env(HarvestConfig {
+        per_host_concurrency: 8,
+        fetch_concurrency: 16,
+        ..test_cfg()
+    })
+    .await;
+    e.put(&counting_source(site, "one", 2)).await;
+    e.put(&counting_source(site, "two", 2)).await;
+    let a = e.h.start_run(&e.tenant, "one", "test").await.unwrap();
+    let b = e.h.start_run(&e.tenant, "two", "test").await.unwrap();
+    let (a, b) = (a.task.await.unwrap(), b.task.await.unwrap());
+    for r in [&a, &b] {
+        assert_eq!(r.status, "succeeded", "{r:?}");
+        assert_eq!(r.counts.records_new, 24, "{r:?}");
+    }
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(peak <= 2, "{peak} requests in flight to one host, limit 2");
+    assert!(peak >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_robots_txt_disallows_the_host() {
+    // 200 at first, then 503: the 503 must keep every page of the host unfetched.
+    let robots_status = Arc::new(AtomicU32::new(200));
+    let pages = Arc::new(AtomicU32::new(0));
+    let app = {
+        let (st, pages) = (Arc::clone(&robots_status), Arc::clone(&pages));
+        Router::new()
+            .route(
+                "/robots.txt",
+                get(move || {
+                    let st = st.load(Ordering::SeqCst) as u16;
+                    async move {
+                        (
+                            StatusCode::from_u16(st).unwrap(),
+                            "User-agent: *\nAllow: /\n",
+                        )
+                    }
+                }),
+            )
+            .route(
+                "/list",
+                get(move || {
+                    pages.fetch_add(1, Ordering::SeqCst);
+                    async {
+                        axum::response::Html(
+                            "<ul><li><b class=k>a</b></li><li><b class=k>b</b></li></ul>",
+                        )
+                    }
+                }),
+            )
+    };
+    let site = serve(app).await;
+    // A zero TTL makes every run ask for robots.txt again.
+    let e = env(HarvestConfig {
+        robots_ttl_secs: 0,
+        ..test_cfg()
+    })
+    .await;
+    e.put(&format!(
+        r##"
+id = "guarded"
+kind = "html"
+start_urls = ["http://{site}/list"]
+[extract]
+record = "li"
+key = {{ field = "k" }}
+[extract.fields.k]
+selector = "b.k"
+"##
+    ))
+    .await;
+    let r = e.run("guarded").await;
+    assert_eq!(r.status, "succeeded", "{r:?}");
+    assert_eq!(r.counts.records_new, 2);
+    assert_eq!(pages.load(Ordering::SeqCst), 1);
+
+    robots_status.store(503, Ordering::SeqCst);
+    let r = e.run("guarded").await;
+    assert_eq!(pages.load(Ordering::SeqCst), 1, "no page fetched: {r:?}");
+    assert_eq!(r.status, "failed", "{r:?}");
+    assert!(!r.complete, "nothing may be marked removed");
+    assert_eq!(r.counts.records_removed, 0);
+    assert_eq!(r.errors.len(), 1, "{r:?}");
+    assert_eq!(r.errors[0].kind, "robots_unreachable", "{r:?}");
+    assert!(r.errors[0].reason.contains("503"), "{r:?}");
+    let db = e.db().await;
+    assert!(db.get_record("guarded", "a").await.unwrap().is_some());
+
+    // A 4xx robots.txt ("unavailable") allows everything. The 503 above is remembered for
+    // a minute, so a new host name (same server) shows it.
+    robots_status.store(404, Ordering::SeqCst);
+    let other = format!("localhost:{}", site.port());
+    e.put(&format!(
+        r##"
+id = "open"
+kind = "html"
+start_urls = ["http://{other}/list"]
+[extract]
+record = "li"
+key = {{ field = "k" }}
+[extract.fields.k]
+selector = "b.k"
+"##
+    ))
+    .await;
+    let r = e.run("open").await;
+    assert_eq!(r.status, "succeeded", "{r:?}");
+    assert_eq!(pages.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_day_budget_pauses_the_run_and_the_next_day_resumes_it() {
+    let hits: Arc<Mutex<Vec<String>>> = Arc::default();
+    let app = {
+        let (h1, h2) = (Arc::clone(&hits), Arc::clone(&hits));
+        Router::new()
+            .route(
+                "/list",
+                get(move || {
+                    h1.lock().unwrap().push("/list".into());
+                    async {
+                        let items: String = (0..6)
+                            .map(|i| format!("<li><a class=k href=\"/item/{i}\">k{i}</a></li>"))
+                            .collect();
+                        axum::response::Html(format!("<ul>{items}</ul>"))
+                    }
+                }),
+            )
+            .route(
+                "/item/{i}",
+                get(move |axum::extract::Path(i): axum::extract::Path<u32>| {
+                    h2.lock().unwrap().push(format!("/item/{i}"));
+                    async move { axum::response::Html(format!("<p id=v>value {i}</p>")) }
+                }),
+            )
+    };
+    let site = serve(app).await;
+    let e = env(test_cfg()).await;
+    e.put(&format!(
+        r##"
+id = "budgeted"
+kind = "html"
+start_urls = ["http://{site}/list"]
+[politeness]
+obey_robots = false
+requests_per_day = 4
+[extract]
+record = "li"
+key = {{ field = "k" }}
+[extract.fields.k]
+selector = "a.k"
+[extract.detail]
+link = "a.k"
+[extract.detail.fields.v]
+selector = "#v"
+"##
+    ))
+    .await;
+    let r1 = e.run("budgeted").await;
+    assert_eq!(r1.status, "paused", "{r1:?}");
+    assert!(!r1.complete);
+    assert_eq!(r1.counts.requests, 4, "{r1:?}");
+    assert!(
+        r1.message.as_deref().unwrap_or("").contains("resumes"),
+        "{r1:?}"
+    );
+    assert_eq!(hits.lock().unwrap().len(), 4);
+
+    // The same day: the run is resumed, but the budget is still spent.
+    let r2 = e.run("budgeted").await;
+    assert!(r2.resumed, "{r2:?}");
+    assert_eq!(r2.run_id, r1.run_id);
+    assert_eq!(r2.status, "paused", "{r2:?}");
+    assert_eq!(hits.lock().unwrap().len(), 4, "no request over the budget");
+
+    // The next day (the run's requests moved to yesterday): it resumes where it stopped.
+    {
+        let c = rusqlite::Connection::open(e.store.tenant_db_path(&e.tenant)).unwrap();
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        c.execute(
+            "UPDATE harvest_runs SET budget_day = budget_day - 1, started_ms = started_ms - 86400000",
+            [],
+        )
+        .unwrap();
+    }
+    let r3 = e.run("budgeted").await;
+    assert!(r3.resumed, "{r3:?}");
+    assert_eq!(r3.run_id, r1.run_id);
+    assert_eq!(r3.status, "succeeded", "{r3:?}");
+    assert!(r3.complete);
+    assert_eq!(
+        r3.counts.requests, 7,
+        "4 yesterday + the 3 detail pages left"
+    );
+    let hits = hits.lock().unwrap().clone();
+    let unique: std::collections::HashSet<&String> = hits.iter().collect();
+    assert_eq!(hits.len(), 7, "nothing fetched twice: {hits:?}");
+    assert_eq!(unique.len(), 7);
+    let db = e.db().await;
+    for i in 0..6 {
+        let rec = db
+            .get_record("budgeted", &format!("k{i}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.fields["v"], format!("value {i}"));
+    }
+}

@@ -5,17 +5,37 @@
 //! frame checksum, so a flipped bit on disk is caught at decode instead of returned as data.
 //! Decoding refuses to produce more than a caller-given number of bytes, so a corrupt or
 //! hostile payload cannot balloon memory.
+//!
+//! Encoding also extracts the record's full-text index text (see [`super::text`]), so the
+//! writer thread only inserts index rows and never decodes or parses a payload.
 
 use super::error::StoreError;
 
 /// zstd level: 3 is zstd's default, a good speed/ratio point for small JSON.
 pub(super) const LEVEL: i32 = 3;
 
-/// A record ready for the writer: hash of the canonical JSON and its compressed form.
+/// A record ready for the writer: hash of the canonical JSON, its compressed form and the
+/// text it contributes to the full-text index. Built only by this module's and
+/// [`super::dict`]'s encoders, so the text always matches the payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedPayload {
     pub hash: [u8; 32],
     pub compressed: Vec<u8>,
+    pub(crate) text: String,
+}
+
+impl EncodedPayload {
+    /// The record's full-text index text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// The index text of canonical JSON bytes, for encoders handed bytes rather than a value.
+pub(super) fn text_of_canonical(canonical: &[u8]) -> Result<String, StoreError> {
+    let v: serde_json::Value = serde_json::from_slice(canonical)
+        .map_err(|e| StoreError::Corrupt(format!("record is not JSON: {e}")))?;
+    Ok(super::text::record_text(&v))
 }
 
 /// Canonical bytes of a JSON value (sorted keys, no insignificant whitespace).
@@ -26,7 +46,7 @@ pub fn canonical_json(v: &serde_json::Value) -> Vec<u8> {
 
 pub fn encode(fields: &serde_json::Value) -> Result<EncodedPayload, StoreError> {
     let canonical = canonical_json(fields);
-    encode_canonical(&canonical)
+    compress_plain(&canonical, super::text::record_text(fields))
 }
 
 thread_local! {
@@ -44,7 +64,13 @@ fn new_compressor() -> Result<zstd::bulk::Compressor<'static>, StoreError> {
     Ok(c)
 }
 
+/// Encodes canonical JSON bytes (parsed once more for the index text; callers holding the
+/// value use [`encode`]).
 pub fn encode_canonical(canonical: &[u8]) -> Result<EncodedPayload, StoreError> {
+    compress_plain(canonical, text_of_canonical(canonical)?)
+}
+
+fn compress_plain(canonical: &[u8], text: String) -> Result<EncodedPayload, StoreError> {
     let hash = *blake3::hash(canonical).as_bytes();
     let compressed = COMPRESSOR.with(|cell| -> Result<Vec<u8>, StoreError> {
         let mut slot = cell
@@ -62,7 +88,11 @@ pub fn encode_canonical(canonical: &[u8]) -> Result<EncodedPayload, StoreError> 
                 .map_err(|e| StoreError::Corrupt(e.to_string())),
         }
     })?;
-    Ok(EncodedPayload { hash, compressed })
+    Ok(EncodedPayload {
+        hash,
+        compressed,
+        text,
+    })
 }
 
 thread_local! {

@@ -43,8 +43,12 @@ pub(crate) fn open_writer(
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
     };
+    // temp_store=MEMORY: the statement journals of the writer's per-operation savepoints
+    // (and the TEMP staging table of the full-text index) stay in memory instead of
+    // spilling into temporary files created and deleted on the writer thread.
     conn.execute_batch(&format!(
-        "PRAGMA synchronous={sync}; PRAGMA wal_autocheckpoint=0; PRAGMA foreign_keys=ON;"
+        "PRAGMA synchronous={sync}; PRAGMA wal_autocheckpoint=0; PRAGMA foreign_keys=ON;
+         PRAGMA temp_store=MEMORY;"
     ))
     .map_err(wrap)?;
     persist_wal(&conn, path)?;

@@ -73,6 +73,7 @@ impl Db {
             policy: opts.checkpoint,
             stats: stats.clone(),
             holder,
+            before_commit: (kind == DbKind::Tenant).then_some(super::fts::flush as fn(&_) -> _),
         };
         let name = format!(
             "gleaner-w-{}",

@@ -60,8 +60,26 @@ pub fn train(samples: &[Vec<u8>]) -> Result<Dictionary, StoreError> {
     })
 }
 
-/// Hashes and compresses canonical JSON with a dictionary.
+/// Hashes and compresses canonical JSON bytes with a dictionary (parsed once more for the
+/// index text; callers holding the value use [`encode_value_with`]).
 pub fn encode_with(canonical: &[u8], dict: &Dictionary) -> Result<EncodedPayload, StoreError> {
+    compress_with(canonical, super::codec::text_of_canonical(canonical)?, dict)
+}
+
+/// Encodes a record value with a dictionary.
+pub fn encode_value_with(
+    fields: &serde_json::Value,
+    dict: &Dictionary,
+) -> Result<EncodedPayload, StoreError> {
+    let canonical = super::codec::canonical_json(fields);
+    compress_with(&canonical, super::text::record_text(fields), dict)
+}
+
+fn compress_with(
+    canonical: &[u8],
+    text: String,
+    dict: &Dictionary,
+) -> Result<EncodedPayload, StoreError> {
     thread_local! {
         /// The last dictionary's compression context on this thread (loading a dictionary
         /// into a context costs far more than compressing one small record).
@@ -83,7 +101,11 @@ pub fn encode_with(canonical: &[u8], dict: &Dictionary) -> Result<EncodedPayload
             None => Err(corrupt("no compression context")),
         }
     })?;
-    Ok(EncodedPayload { hash, compressed })
+    Ok(EncodedPayload {
+        hash,
+        compressed,
+        text,
+    })
 }
 
 /// The dictionary id a payload was compressed with (0: none).
@@ -280,6 +302,9 @@ mod tests {
             with.compressed.len(),
             without.compressed.len()
         );
+        assert_eq!(with.text(), without.text());
+        let value: serde_json::Value = serde_json::from_slice(&rec).unwrap();
+        assert_eq!(encode_value_with(&value, &d).unwrap(), with);
         assert_eq!(dict_id_of(&with.compressed), d.id);
         assert_eq!(dict_id_of(&without.compressed), 0);
         assert_eq!(

@@ -115,8 +115,24 @@ fn counts(c: &Connection, source: &str) -> Result<FrontierCounts, StoreError> {
     Ok(out)
 }
 
-/// Frontier rows of `source` (for the page cap); counted once per writer op.
-fn frontier_len(c: &Connection, source: &str) -> Result<u64, StoreError> {
+/// Frontier rows of `source` for the page cap, looked up once per writer op that adds
+/// links. Counting is a scan of the source's rows, so when even an upper bound (the span of
+/// row ids of the whole table) plus every link the op may add (`adding`) stays within `cap`,
+/// the bound is returned instead: no link can be dropped in that op either way.
+fn frontier_len(c: &Connection, source: &str, cap: u64, adding: u64) -> Result<u64, StoreError> {
+    let bound = c
+        // Two subqueries: SQLite answers a lone min() or max() from the b-tree's ends, but
+        // scans the table for both in one SELECT.
+        .prepare_cached(
+            "SELECT coalesce((SELECT max(id) FROM frontier) - (SELECT min(id) FROM frontier) + 1, 0)",
+        )
+        .map_err(StoreError::from_sqlite)?
+        .query_row([], |r| r.get::<_, i64>(0))
+        .map(|n| n.max(0) as u64)
+        .map_err(StoreError::from_sqlite)?;
+    if bound.saturating_add(adding) <= cap {
+        return Ok(bound);
+    }
     c.prepare_cached("SELECT count(*) FROM frontier WHERE source = ?1")
         .map_err(StoreError::from_sqlite)?
         .query_row([source], |r| r.get::<_, i64>(0))
@@ -171,6 +187,7 @@ fn commit_one(
     c: &Connection,
     p: &PageCommit,
     total: &mut Option<u64>,
+    adding: u64,
 ) -> Result<PageCommitted, StoreError> {
     let e = StoreError::from_sqlite;
     let outcomes = p
@@ -194,7 +211,7 @@ fn commit_one(
     } else {
         let t = match total {
             Some(t) => t,
-            None => total.insert(frontier_len(c, &p.source)?),
+            None => total.insert(frontier_len(c, &p.source, p.frontier_cap, adding)?),
         };
         insert_entries(c, &p.source, p.run_id, &p.new_entries, p.frontier_cap, t)?
     };
@@ -398,6 +415,8 @@ impl TenantDb {
             .write(move |c| {
                 let mut total = None;
                 let mut source: Option<&str> = None;
+                // Links the whole op may add (all sources): bounds what a cap check can see.
+                let adding = pages.iter().map(|p| p.new_entries.len() as u64).sum();
                 pages
                     .iter()
                     .map(|p| {
@@ -405,7 +424,7 @@ impl TenantDb {
                             total = None;
                             source = Some(&p.source);
                         }
-                        commit_one(c, p, &mut total)
+                        commit_one(c, p, &mut total, adding)
                     })
                     .collect()
             })

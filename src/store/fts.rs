@@ -1,11 +1,20 @@
-//! Full-text indexing of records: the text a record contributes to `records_fts`.
+//! Full-text indexing of records (`records_fts`): index maintenance and query building.
 //!
-//! The index is maintained by triggers (migration `records_fts_stats_source_index`) that call
-//! the SQL function `gleaner_record_text(payload)`, registered here on every tenant writer
-//! connection. Running inside the trigger means the index changes in the same savepoint as
-//! the record, whichever code path wrote it, so the two can never disagree after a crash or
-//! a rolled-back write. The function decodes the payload (capped) and joins every string
-//! value of the JSON document, in document order, up to [`MAX_TEXT_BYTES`].
+//! A record's index text ([`super::text::record_text`]) is computed when the record is
+//! encoded, on the CPU pool, and travels in its [`super::EncodedPayload`], so the writer
+//! thread never decodes or parses a payload. The one function that writes `records` rows
+//! ([`super::records::put`]) stages the text in `temp.fts_pending`, inside the same
+//! savepoint as the record; the writer folds the staged rows into `records_fts` once per
+//! transaction, just before COMMIT ([`flush`]). So the index commits with exactly the
+//! records it describes (a rolled-back operation takes its staged rows with it), readers
+//! never see one without the other, and FTS5 is touched once per batch: FTS5 flushes its
+//! pending terms to a new segment at every SAVEPOINT once it is part of a transaction,
+//! which, with one savepoint per write operation, made most of its cost merging tiny
+//! segments. Deleting a record removes its index row by trigger (no payload is read).
+//!
+//! `gleaner_record_text(payload)` (decode + extract, in SQL) remains only for migrating a
+//! database created before the index existed; newer migrations dropped the triggers that
+//! called it on every write.
 //!
 //! Queries never pass user text to FTS5's query parser as is: [`match_expression`] turns
 //! words into quoted terms, so no input can be an FTS5 syntax error.
@@ -14,13 +23,68 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::Connection;
 
 use super::records::MAX_RECORD_BYTES;
+use super::text::record_text;
 
-/// Most bytes of text one record contributes to the index.
-pub const MAX_TEXT_BYTES: usize = 256 * 1024;
+/// Prepares a tenant database's write connection: the staging table for index rows. TEMP,
+/// so staging writes no WAL frames; it is part of the connection's transactions and
+/// savepoints like any table.
+pub(crate) fn prepare_writer(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS fts_pending (
+            id INTEGER PRIMARY KEY,
+            text TEXT NOT NULL,
+            replace INTEGER NOT NULL
+        );",
+    )
+}
 
-/// Registers `gleaner_record_text` on `conn`. Any connection that writes `records` of a
-/// tenant database outside the store (tools, benchmarks) must call this first, or the
-/// full-text triggers fail with "no such function".
+/// Stages record `id`'s index text; `replace` when the index may hold an older row of it.
+/// A second staging of the same record in one transaction keeps the first `replace`.
+pub(crate) fn stage(c: &Connection, id: i64, text: &str, replace: bool) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO temp.fts_pending (id, text, replace) VALUES (?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET text = excluded.text",
+    )?
+    .execute(rusqlite::params![id, text, replace])?;
+    Ok(())
+}
+
+/// Moves the staged index rows into `records_fts` (the writer calls this before COMMIT,
+/// outside any savepoint). Rows of records deleted since they were staged are dropped.
+pub(crate) fn flush(c: &Connection) -> rusqlite::Result<()> {
+    let any: bool = c
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM temp.fts_pending)")?
+        .query_row([], |r| r.get(0))?;
+    if !any {
+        return Ok(());
+    }
+    let replaced: Vec<i64> = c
+        .prepare_cached(
+            "SELECT p.id FROM temp.fts_pending p JOIN main.records r ON r.id = p.id
+             WHERE p.replace ORDER BY p.id",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    {
+        // One statement per row: FTS5 serves `rowid = ?` directly, an IN list by scanning.
+        let mut del = c.prepare_cached("DELETE FROM main.records_fts WHERE rowid = ?1")?;
+        for id in replaced {
+            del.execute([id])?;
+        }
+    }
+    c.prepare_cached(
+        "INSERT INTO main.records_fts (rowid, text)
+         SELECT p.id, p.text FROM temp.fts_pending p JOIN main.records r ON r.id = p.id
+         ORDER BY p.id",
+    )?
+    .execute([])?;
+    c.prepare_cached("DELETE FROM temp.fts_pending")?
+        .execute([])?;
+    Ok(())
+}
+
+/// Registers `gleaner_record_text` on `conn`, for the migration that built the index from
+/// the records already stored (a database created before full-text search reaches it).
 pub(crate) fn register(conn: &Connection) -> rusqlite::Result<()> {
     conn.create_scalar_function(
         "gleaner_record_text",
@@ -41,40 +105,6 @@ pub(crate) fn register(conn: &Connection) -> rusqlite::Result<()> {
             Ok(record_text(&v))
         },
     )
-}
-
-/// The searchable text of a record: its string values, newline-separated, capped.
-pub fn record_text(v: &serde_json::Value) -> String {
-    let mut out = String::new();
-    collect(v, &mut out);
-    out
-}
-
-fn collect(v: &serde_json::Value, out: &mut String) {
-    use serde_json::Value;
-    if out.len() >= MAX_TEXT_BYTES {
-        return;
-    }
-    match v {
-        Value::String(s) => {
-            let room = MAX_TEXT_BYTES - out.len();
-            if !out.is_empty() {
-                out.push('\n');
-            }
-            if s.len() <= room {
-                out.push_str(s);
-            } else {
-                let mut end = room;
-                while !s.is_char_boundary(end) {
-                    end -= 1;
-                }
-                out.push_str(&s[..end]);
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| collect(x, out)),
-        Value::Object(o) => o.values().for_each(|x| collect(x, out)),
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
-    }
 }
 
 /// Most words one full-text query may hold.
@@ -106,18 +136,6 @@ pub fn match_expression(q: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn text_is_every_string_value_capped() {
-        let v = json!({"a": "hello", "b": [1, "world", {"c": "deep"}], "n": 3, "t": true});
-        let t = record_text(&v);
-        assert!(t.contains("hello") && t.contains("world") && t.contains("deep"));
-        assert!(!t.contains('3'));
-        let big = json!({"x": "é".repeat(MAX_TEXT_BYTES)});
-        let t = record_text(&big);
-        assert!(t.len() <= MAX_TEXT_BYTES && t.len() > MAX_TEXT_BYTES - 4);
-    }
 
     #[test]
     fn match_expressions_are_always_quoted() {

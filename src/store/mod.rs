@@ -33,6 +33,7 @@ mod schema;
 mod sources;
 mod tenant_admin;
 mod tenants;
+mod text;
 mod writer;
 
 pub use codec::{
@@ -41,8 +42,9 @@ pub use codec::{
 };
 pub use db::Db;
 pub use dict::{
-    decode_with as decode_payload_with, dict_id_of, encode_with as encode_payload_with,
-    train as train_dictionary, Dictionary, MAX_SAMPLES as MAX_DICT_SAMPLES,
+    decode_with as decode_payload_with, dict_id_of, encode_value_with as encode_value_payload_with,
+    encode_with as encode_payload_with, train as train_dictionary, Dictionary,
+    MAX_SAMPLES as MAX_DICT_SAMPLES,
 };
 pub use error::StoreError;
 pub use frontier::{
@@ -67,6 +69,7 @@ pub use tenant_admin::{
     EraseStatus, PendingEraser, Quotas, ReplicaEraser, TenantDetails, TenantPatch, TenantSize,
     UsageDay,
 };
+pub use text::{record_text, MAX_TEXT_BYTES};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -2,8 +2,12 @@
 //!
 //! A record is identified by (source, key). Writing an unchanged record (same content hash)
 //! only moves `last_seen`; a changed one moves the current version into `record_versions`
-//! and becomes version n+1. Payloads arrive already compressed (see [`super::codec`]), so
-//! the writer thread spends its time on SQLite, not on zstd.
+//! and becomes version n+1. Payloads arrive already compressed, with their full-text index
+//! text extracted (see [`super::codec`]), so the writer thread spends its time on SQLite,
+//! not on zstd or JSON.
+//!
+//! [`put`] is the only code that inserts `records` rows or changes their payload: it stages
+//! their `records_fts` rows in the same savepoint (see [`super::fts`]).
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -147,6 +151,7 @@ pub(crate) fn put(c: &Connection, rec: &RecordWrite) -> Result<PutOutcome, Store
             rec.seen_ms
         ])
         .map_err(e)?;
+        super::fts::stage(c, c.last_insert_rowid(), &rec.payload.text, false).map_err(e)?;
         return Ok(PutOutcome::New);
     };
     if hash == rec.payload.hash {
@@ -178,5 +183,166 @@ pub(crate) fn put(c: &Connection, rec: &RecordWrite) -> Result<PutOutcome, Store
         rec.seen_ms
     ])
     .map_err(e)?;
+    super::fts::stage(c, id, &rec.payload.text, true).map_err(e)?;
     Ok(PutOutcome::Changed { version: next })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::store::schema::{migrate, DbKind};
+    use serde_json::json;
+
+    /// Asserts that `records_fts` holds exactly the text of every current record: for each
+    /// term of any current or past version, the index finds the same records as an index
+    /// rebuilt from the payloads.
+    pub(crate) fn assert_index_exact(c: &Connection) {
+        super::super::fts::flush(c).unwrap();
+        c.execute_batch(
+            "DROP TABLE IF EXISTS temp.want_fts; DROP TABLE IF EXISTS temp.terms_fts;
+             DROP TABLE IF EXISTS temp.terms;
+             CREATE VIRTUAL TABLE temp.want_fts USING fts5(text, tokenize='unicode61 remove_diacritics 2');
+             CREATE VIRTUAL TABLE temp.terms_fts USING fts5(text, tokenize='unicode61 remove_diacritics 2');
+             CREATE VIRTUAL TABLE temp.terms USING fts5vocab(temp, terms_fts, row);",
+        )
+        .unwrap();
+        let text_of = |payload: Vec<u8>| {
+            let bytes = super::super::dict::decode_stored(c, &payload, MAX_RECORD_BYTES).unwrap();
+            super::super::text::record_text(&serde_json::from_slice(&bytes).unwrap())
+        };
+        let current: Vec<(i64, Vec<u8>)> = c
+            .prepare("SELECT id, payload FROM records")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let past: Vec<Vec<u8>> = c
+            .prepare("SELECT payload FROM record_versions")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for (id, p) in current {
+            let t = text_of(p);
+            c.execute(
+                "INSERT INTO temp.want_fts (rowid, text) VALUES (?1, ?2)",
+                params![id, t],
+            )
+            .unwrap();
+            c.execute("INSERT INTO temp.terms_fts (text) VALUES (?1)", [t])
+                .unwrap();
+        }
+        for p in past {
+            c.execute(
+                "INSERT INTO temp.terms_fts (text) VALUES (?1)",
+                [text_of(p)],
+            )
+            .unwrap();
+        }
+        let terms: Vec<String> = c
+            .prepare("SELECT term FROM temp.terms")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!terms.is_empty());
+        let hits = |table: &str, term: &str| -> Vec<i64> {
+            c.prepare(&format!(
+                "SELECT rowid FROM {table} WHERE {table} MATCH ?1 ORDER BY rowid"
+            ))
+            .unwrap()
+            .query_map([format!("\"{}\"", term.replace('"', "\"\""))], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+        };
+        for t in &terms {
+            assert_eq!(hits("records_fts", t), hits("want_fts", t), "term {t:?}");
+        }
+    }
+
+    fn rec(key: &str, v: serde_json::Value) -> RecordWrite {
+        RecordWrite {
+            source: "s".into(),
+            key: key.into(),
+            payload: super::super::codec::encode(&v).unwrap(),
+            seen_ms: 1,
+        }
+    }
+
+    #[test]
+    fn the_index_follows_inserts_changes_removals_and_rollbacks() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.db");
+        let mut c = Connection::open(&p).unwrap();
+        migrate(&mut c, DbKind::Tenant, &p).unwrap();
+        // Searches what a commit would make visible (the writer flushes before COMMIT).
+        let search = |c: &Connection, q: &str| -> Vec<i64> {
+            super::super::fts::flush(c).unwrap();
+            c.prepare("SELECT rowid FROM records_fts WHERE records_fts MATCH ?1 ORDER BY rowid")
+                .unwrap()
+                .query_map([super::super::fts::match_expression(q).unwrap()], |r| {
+                    r.get(0)
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(
+            put(&c, &rec("a", json!({"t": "alpha zebra"}))).unwrap(),
+            PutOutcome::New
+        );
+        assert_eq!(
+            put(&c, &rec("b", json!({"t": "bravo", "n": ["zebra café"]}))).unwrap(),
+            PutOutcome::New
+        );
+        assert_eq!(search(&c, "zebra"), vec![1, 2]);
+        assert_eq!(search(&c, "cafe"), vec![2], "diacritics are folded");
+        // Unchanged: no second index row.
+        assert_eq!(
+            put(&c, &rec("a", json!({"t": "alpha zebra"}))).unwrap(),
+            PutOutcome::Unchanged
+        );
+        assert_eq!(search(&c, "alpha"), vec![1]);
+        // Changed: the old words leave the index, the new ones enter it.
+        assert_eq!(
+            put(&c, &rec("a", json!({"t": "charlie"}))).unwrap(),
+            PutOutcome::Changed { version: 2 }
+        );
+        assert_eq!(search(&c, "zebra"), vec![2]);
+        assert!(search(&c, "alpha").is_empty());
+        assert_eq!(search(&c, "charlie"), vec![1]);
+        assert_index_exact(&c);
+        // A write rolled back (a failed operation's savepoint) leaves the index as it was.
+        c.execute_batch("SAVEPOINT op").unwrap();
+        put(&c, &rec("a", json!({"t": "delta"}))).unwrap();
+        put(&c, &rec("c", json!({"t": "delta echo"}))).unwrap();
+        assert_eq!(search(&c, "delta"), vec![1, 3]);
+        c.execute_batch("ROLLBACK TO op; RELEASE op").unwrap();
+        assert!(search(&c, "delta").is_empty());
+        assert_eq!(search(&c, "charlie"), vec![1]);
+        assert_index_exact(&c);
+        // A removed row (however it is deleted) leaves the index with it.
+        c.execute("DELETE FROM records WHERE key = 'b'", [])
+            .unwrap();
+        assert!(search(&c, "zebra").is_empty());
+        assert_index_exact(&c);
+        // Changed back and forth many times, the index still matches exactly.
+        for i in 0..20 {
+            put(&c, &rec("a", json!({"t": format!("word{} shared", i % 3)}))).unwrap();
+            put(
+                &c,
+                &rec(
+                    &format!("k{i}"),
+                    json!({"t": format!("word{} shared", i % 4)}),
+                ),
+            )
+            .unwrap();
+        }
+        assert_eq!(search(&c, "shared").len(), 21);
+        assert_index_exact(&c);
+    }
 }

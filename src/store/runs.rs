@@ -78,8 +78,8 @@ impl TenantDb {
         self.0
             .write(move |c| {
                 c.execute(
-                    "INSERT INTO harvest_runs (source, trigger, status, started_ms)
-                     VALUES (?1, ?2, 'running', ?3)",
+                    "INSERT INTO harvest_runs (source, trigger, status, started_ms, budget_day)
+                     VALUES (?1, ?2, 'running', ?3, ?3 / 86400000)",
                     params![source, trigger, started_ms],
                 )
                 .map_err(StoreError::from_sqlite)?;
@@ -88,8 +88,8 @@ impl TenantDb {
             .await
     }
 
-    /// The source's run still `running` (its process died) or `interrupted` (shut down), if
-    /// any: the next run resumes it.
+    /// The source's run still `running` (its process died), `interrupted` (shut down) or
+    /// `paused` (its daily request budget ran out), if any: the next run resumes it.
     pub async fn unfinished_run(&self, source: &str) -> Result<Option<RunRow>, StoreError> {
         let source = source.to_owned();
         self.0
@@ -97,7 +97,7 @@ impl TenantDb {
                 one(
                     c,
                     &format!(
-                        "SELECT {COLS} FROM harvest_runs WHERE source = ?1 AND status IN ('running', 'interrupted')
+                        "SELECT {COLS} FROM harvest_runs WHERE source = ?1 AND status IN ('running', 'interrupted', 'paused')
                          ORDER BY id DESC LIMIT 1"
                     ),
                     [source],
@@ -216,19 +216,36 @@ impl TenantDb {
             .await
     }
 
-    /// Requests made by the source's runs started at or after `since_ms` (day budgets).
-    pub async fn requests_since(&self, source: &str, since_ms: i64) -> Result<u64, StoreError> {
+    /// Requests `source` made on `day` (days since the Unix epoch, UTC), for its
+    /// `requests_per_day` budget; first moves run `run_id` to `day` if it began on an
+    /// earlier one (a resumed run: what it made before counts against that day).
+    pub async fn requests_on_day(
+        &self,
+        source: &str,
+        run_id: i64,
+        day: i64,
+    ) -> Result<u64, StoreError> {
         let source = source.to_owned();
         self.0
-            .read(move |c| {
+            .write(move |c| {
+                let e = StoreError::from_sqlite;
+                c.execute(
+                    "UPDATE harvest_runs SET budget_day = ?2,
+                         budget_day_base = coalesce(json_extract(counts, '$.requests'), 0)
+                     WHERE id = ?1 AND coalesce(budget_day, started_ms / 86400000) <> ?2",
+                    params![run_id, day],
+                )
+                .map_err(e)?;
                 c.query_row(
-                    "SELECT coalesce(sum(json_extract(counts, '$.requests')), 0)
-                     FROM harvest_runs WHERE source = ?1 AND started_ms >= ?2",
-                    params![source, since_ms],
+                    "SELECT coalesce(sum(coalesce(json_extract(counts, '$.requests'), 0)
+                                         - budget_day_base), 0)
+                     FROM harvest_runs
+                     WHERE source = ?1 AND coalesce(budget_day, started_ms / 86400000) = ?2",
+                    params![source, day],
                     |r| r.get::<_, i64>(0),
                 )
                 .map(|n| n.max(0) as u64)
-                .map_err(StoreError::from_sqlite)
+                .map_err(e)
             })
             .await
     }
@@ -298,9 +315,11 @@ impl TenantDb {
                 if let Some(k) = keep_versions {
                     n += c
                         .execute(
-                            "DELETE FROM record_versions WHERE rowid IN (
-                               SELECT v.rowid FROM record_versions v JOIN records r
-                                 ON r.id = v.record_id
+                            // record_versions is WITHOUT ROWID: rows are named by
+                            // their key.
+                            "DELETE FROM record_versions WHERE (record_id, version) IN (
+                               SELECT v.record_id, v.version FROM record_versions v
+                                 JOIN records r ON r.id = v.record_id
                                WHERE r.source = ?1 AND v.version <= r.version - ?2)",
                             params![source, i64::from(k)],
                         )
@@ -318,5 +337,83 @@ impl TenantDb {
                 Ok(n as u64)
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::StoreConfig;
+    use crate::store::{encode_payload, CheckpointPolicy, RecordWrite, Store};
+    use crate::tenant::TenantId;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn history_is_pruned_by_count_and_by_age_per_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..StoreConfig::default()
+        };
+        let store = Store::open(&cfg, CheckpointPolicy::External).await.unwrap();
+        let t = TenantId::parse("acme").unwrap();
+        store.create_tenant(&t, "Acme").await.unwrap();
+        let db = store.tenant_db(&t).await.unwrap();
+        // Versions 1..=6 of one record in each of two sources, version n seen at n*1000.
+        for source in ["a", "b"] {
+            for n in 1..=6i64 {
+                db.put_record(RecordWrite {
+                    source: source.into(),
+                    key: "k".into(),
+                    payload: encode_payload(&serde_json::json!({ "n": n })).unwrap(),
+                    seen_ms: n * 1000,
+                })
+                .await
+                .unwrap();
+            }
+        }
+        let versions = |source: &'static str| {
+            let db = db.clone();
+            async move {
+                db.0.read(move |c| {
+                    let mut st = c
+                        .prepare(
+                            "SELECT v.version, v.until_ms FROM record_versions v
+                             JOIN records r ON r.id = v.record_id
+                             WHERE r.source = ?1 ORDER BY v.version",
+                        )
+                        .map_err(super::StoreError::from_sqlite)?;
+                    let rows = st
+                        .query_map([source], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                        .map_err(super::StoreError::from_sqlite)?
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(super::StoreError::from_sqlite)?;
+                    Ok(rows)
+                })
+                .await
+                .unwrap()
+            }
+        };
+        assert_eq!(
+            versions("a").await.len(),
+            5,
+            "versions 1-5 in history, 6 current"
+        );
+        // Keep 3 versions counting the current one: 4 and 5 stay in history.
+        assert_eq!(db.prune_history("a", Some(3), None).await.unwrap(), 3);
+        assert_eq!(versions("a").await, vec![(4, 5000), (5, 6000)]);
+        // By age: versions superseded before 4500 go (1: until 2000 ... 3: until 4000).
+        assert_eq!(db.prune_history("b", None, Some(4500)).await.unwrap(), 3);
+        assert_eq!(
+            versions("b").await.iter().map(|v| v.0).collect::<Vec<_>>(),
+            vec![4, 5]
+        );
+        // Each prune touched its own source only; the current versions are untouched.
+        assert_eq!(versions("a").await.len(), 2);
+        for source in ["a", "b"] {
+            let r = db.get_record(source, "k").await.unwrap().unwrap();
+            assert_eq!((r.version, r.fields["n"].as_i64()), (6, Some(6)));
+        }
+        // Keeping 1 leaves no history at all.
+        assert_eq!(db.prune_history("a", Some(1), None).await.unwrap(), 2);
+        assert!(versions("a").await.is_empty());
     }
 }

@@ -173,8 +173,9 @@ const TENANT: &[(&str, &str)] = &[
         "records_fts_stats_source_index",
         // Full-text index over the text extracted from each record's payload, kept by
         // triggers so every write path (API push, harvest) updates it inside the same
-        // savepoint as the record. `gleaner_record_text` is registered on the connection by
-        // `migrate` (see `super::fts`). `record_stats` keeps an exact record count for quota
+        // savepoint as the record (insert/update triggers replaced by explicit writes in
+        // `records_fts_text_from_encoder`). `gleaner_record_text` is registered on the
+        // connection by `migrate` (see `super::fts`). `record_stats` keeps an exact record count for quota
         // checks without a count(*) scan. (source, id) serves source-filtered keyset pages.
         "CREATE INDEX records_source_id ON records (source, id);
     CREATE VIRTUAL TABLE records_fts USING fts5(
@@ -266,17 +267,51 @@ const TENANT: &[(&str, &str)] = &[
         UNIQUE (source, version)
     ) STRICT;",
     ),
+    (
+        "records_fts_text_from_encoder",
+        // The insert and update triggers decoded and parsed every payload on the writer
+        // thread. The index text is now computed when a record is encoded (CPU pool),
+        // staged by `records::put` (the only code that inserts records or changes their
+        // payload) in the same savepoint, and folded into the index before the COMMIT of
+        // the same transaction (see `super::fts`). The delete trigger stays: it reads no
+        // payload. The rows already indexed are unchanged (same text function).
+        "DROP TRIGGER records_fts_ai;
+    DROP TRIGGER records_fts_au;",
+    ),
+    (
+        "harvest_runs_budget_day",
+        // A run stopped by its source's `requests_per_day` budget is resumed by a later run,
+        // possibly days after it started: `budget_day` (days since the Unix epoch, UTC) is
+        // the day its requests count against, `budget_day_base` its request count when
+        // that day began for it. NULL (older rows): the day it started, from 0.
+        "ALTER TABLE harvest_runs ADD COLUMN budget_day INTEGER;
+    ALTER TABLE harvest_runs ADD COLUMN budget_day_base INTEGER NOT NULL DEFAULT 0;",
+    ),
 ];
 
 /// Brings `conn` up to the newest schema of `kind`.
 pub(crate) fn migrate(conn: &mut Connection, kind: DbKind, path: &Path) -> Result<(), StoreError> {
-    // Tenant triggers call this function, so it must exist on every connection that writes
-    // records; `migrate` runs on each writer connection right after it opens.
+    migrate_to(conn, kind, path, kind.migrations().len())
+}
+
+/// Runs the migrations of `kind` up to number `upto` (tests stop early to build an old
+/// database).
+fn migrate_to(
+    conn: &mut Connection,
+    kind: DbKind,
+    path: &Path,
+    upto: usize,
+) -> Result<(), StoreError> {
+    // Migration `records_fts_stats_source_index` calls this function to index the records
+    // of a database created before full-text search; record writes stage index rows in a
+    // TEMP table of the write connection (`super::fts`), which this connection is.
     if kind == DbKind::Tenant {
-        super::fts::register(conn).map_err(|source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        super::fts::register(conn)
+            .and_then(|()| super::fts::prepare_writer(conn))
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
     }
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -305,7 +340,7 @@ pub(crate) fn migrate(conn: &mut Connection, kind: DbKind, path: &Path) -> Resul
             known,
         });
     }
-    for (i, (name, sql)) in list.iter().enumerate().skip(current as usize) {
+    for (i, (name, sql)) in list.iter().enumerate().take(upto).skip(current as usize) {
         let version = i as i64 + 1;
         let wrap = |source| StoreError::Migration {
             path: path.to_path_buf(),
@@ -346,5 +381,53 @@ mod tests {
             matches!(e, StoreError::SchemaTooNew { found: 99, .. }),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_database_indexed_by_triggers_migrates_to_writer_side_indexing() {
+        use crate::store::records::{put, tests::assert_index_exact, PutOutcome, RecordWrite};
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.db");
+        let mut c = Connection::open(&p).unwrap();
+        // A database as the trigger-indexed schema left it, one record written then.
+        let before = TENANT
+            .iter()
+            .position(|(n, _)| *n == "records_fts_text_from_encoder")
+            .unwrap();
+        migrate_to(&mut c, DbKind::Tenant, &p, before).unwrap();
+        let rec = |key: &str, t: &str| RecordWrite {
+            source: "s".into(),
+            key: key.into(),
+            payload: crate::store::encode_payload(&serde_json::json!({ "t": t })).unwrap(),
+            seen_ms: 1,
+        };
+        let old = rec("a", "old words");
+        c.execute(
+            "INSERT INTO records (source, key, version, hash, payload, first_seen_ms,
+                                  version_since_ms, last_seen_ms)
+             VALUES ('s', 'a', 1, ?1, ?2, 1, 1, 1)",
+            rusqlite::params![&old.payload.hash[..], old.payload.compressed],
+        )
+        .unwrap();
+        assert_index_exact(&c);
+        migrate(&mut c, DbKind::Tenant, &p).unwrap();
+        let triggers: Vec<String> = c
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'records' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            triggers,
+            ["record_stats_ad", "record_stats_ai", "records_fts_ad"]
+        );
+        // The row indexed by the old trigger is replaced, not duplicated, on change.
+        assert_eq!(
+            put(&c, &rec("a", "new words")).unwrap(),
+            PutOutcome::Changed { version: 2 }
+        );
+        put(&c, &rec("b", "other words")).unwrap();
+        assert_index_exact(&c);
     }
 }

@@ -140,6 +140,10 @@ pub(crate) struct Writer {
     pub(crate) stats: Arc<WriterStats>,
     /// The replicator's read transaction (External policy only).
     pub(crate) holder: Option<SnapshotHolder>,
+    /// Runs after a batch's operations, before COMMIT, outside their savepoints (tenant
+    /// databases: folding staged full-text rows into the index, see `fts`). Failing rolls
+    /// the whole batch back.
+    pub(crate) before_commit: Option<fn(&Connection) -> rusqlite::Result<()>>,
 }
 
 impl Writer {
@@ -232,10 +236,12 @@ impl Writer {
                 }
             }
         }
-        let committed = self
-            .conn
-            .execute_batch("COMMIT")
-            .map_err(StoreError::from_sqlite);
+        let committed = match self.before_commit {
+            Some(f) if !pending.is_empty() => f(&self.conn),
+            _ => Ok(()),
+        }
+        .and_then(|()| self.conn.execute_batch("COMMIT"))
+        .map_err(StoreError::from_sqlite);
         let ok = committed.is_ok();
         if !ok {
             let _ = self.conn.execute_batch("ROLLBACK");

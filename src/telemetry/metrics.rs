@@ -176,7 +176,7 @@ pub(super) fn describe_all() {
     );
     describe_counter!(
         HARVEST_RUNS_TOTAL,
-        "Finished harvest runs by outcome (succeeded, partial, failed, interrupted)."
+        "Finished harvest runs by outcome (succeeded, partial, failed, interrupted, paused)."
     );
     describe_gauge!(
         HARVEST_STALE_SOURCES,

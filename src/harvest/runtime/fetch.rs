@@ -48,6 +48,10 @@ pub enum FetchError {
     InvalidUrl { url: String, reason: String },
     #[error("{url}: {reason}")]
     Auth { url: String, reason: String },
+    /// The host's robots.txt could not be fetched (5xx or no answer): RFC 9309 §2.3.1.4
+    /// says to assume everything is disallowed until it can be.
+    #[error("{url}: not fetched: robots.txt is unreachable ({reason}); retried on a later run")]
+    RobotsUnreachable { url: String, reason: String },
 }
 
 impl FetchError {
@@ -57,7 +61,8 @@ impl FetchError {
             FetchError::Timeout { .. }
             | FetchError::Connect { .. }
             | FetchError::Trickle { .. }
-            | FetchError::Body { .. } => ErrorKind::Unavailable,
+            | FetchError::Body { .. }
+            | FetchError::RobotsUnreachable { .. } => ErrorKind::Unavailable,
             FetchError::Status { status, .. }
                 if *status >= 500 || *status == 408 || *status == 429 =>
             {
@@ -98,6 +103,7 @@ impl FetchError {
             FetchError::Body { .. } => "body",
             FetchError::InvalidUrl { .. } => "invalid_url",
             FetchError::Auth { .. } => "auth",
+            FetchError::RobotsUnreachable { .. } => "robots_unreachable",
         }
     }
 }

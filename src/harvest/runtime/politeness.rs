@@ -1,6 +1,12 @@
 //! Politeness shared by every run on the node: per-host concurrency and spacing, pauses
 //! from Retry-After, adaptive slow-down on errors, and cached robots.txt rules.
 //!
+//! Concurrency is counted per host across every source and run of the process: a request
+//! starts only while fewer than its limit are in flight to its host, where its limit is
+//! `harvest.per_host_concurrency` or its source's lower `politeness.per_host_concurrency`.
+//! So a source asking for 2 never finds more than 2 requests (its own or anyone's) in
+//! flight to a host when it sends one, and two such sources together stay at 2.
+//!
 //! Host state lives in an LRU map bounded by `harvest.max_hosts`; a host evicted while
 //! requests to it are in flight keeps its state alive through their `Arc`s, and a new
 //! entry starts fresh (which at worst allows one more burst to a host not seen for long).
@@ -15,7 +21,7 @@ use tokio::time::Instant;
 
 use lru::LruCache;
 use rand::Rng;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 use url::Url;
 
 use crate::harvest::robots::AgentRules;
@@ -31,21 +37,79 @@ struct Timing {
     penalty: Duration,
 }
 
-/// One host's state.
-pub struct Host {
-    permits: Arc<Semaphore>,
-    timing: Mutex<Timing>,
-    /// robots.txt rules for our agent and when they expire; the async mutex makes one
-    /// task fetch them while the others wait.
-    pub robots: tokio::sync::Mutex<Option<(Arc<AgentRules>, std::time::Instant)>>,
+/// What a host's robots.txt fetch gave.
+#[derive(Clone)]
+pub enum RobotsState {
+    Rules(Arc<AgentRules>),
+    /// 5xx or no answer: nothing may be fetched from the host until robots.txt can be.
+    Unreachable(String),
 }
 
-/// Held while a request to a host is in flight.
+/// One host's state.
+pub struct Host {
+    /// Requests in flight to this host, from every source and run.
+    in_flight: Mutex<usize>,
+    /// Signalled whenever a request to this host ends.
+    freed: Notify,
+    timing: Mutex<Timing>,
+    /// robots.txt rules for our agent (or why robots.txt is unreachable) and when that
+    /// expires; the async mutex makes one task fetch them while the others wait.
+    pub robots: tokio::sync::Mutex<Option<(RobotsState, std::time::Instant)>>,
+}
+
+impl Host {
+    /// Takes a slot if fewer than `limit` requests are in flight.
+    fn try_take(&self, limit: usize) -> bool {
+        let mut n = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if *n < limit {
+            *n += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Waits until fewer than `limit` requests are in flight, then takes a slot.
+    async fn take(&self, limit: usize) {
+        loop {
+            // Registered before checking, so a slot freed in between is not missed.
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.try_take(limit) {
+                return;
+            }
+            freed.await;
+        }
+    }
+
+    #[cfg(test)]
+    fn in_flight(&self) -> usize {
+        *self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Held while a request to a host is in flight; dropping it frees the slot.
 pub struct HostPermit {
-    _permit: Option<OwnedSemaphorePermit>,
-    _host: Arc<Host>,
-    /// Time spent waiting for the permit and the spacing.
+    host: Arc<Host>,
+    /// Time spent waiting for the slot and the spacing.
     pub waited: Duration,
+}
+
+impl Drop for HostPermit {
+    fn drop(&mut self) {
+        {
+            let mut n = self
+                .host
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            *n = n.saturating_sub(1);
+        }
+        // Every waiter re-checks: they may have different limits, so waking one could
+        // wake one that still cannot go while another could.
+        self.host.freed.notify_waiters();
+    }
 }
 
 pub struct Politeness {
@@ -80,7 +144,8 @@ impl Politeness {
         }
         let now = Instant::now();
         let h = Arc::new(Host {
-            permits: Arc::new(Semaphore::new(self.per_host)),
+            in_flight: Mutex::new(0),
+            freed: Notify::new(),
             timing: Mutex::new(Timing {
                 next_at: now,
                 paused_until: now,
@@ -98,13 +163,22 @@ impl Politeness {
     }
 
     /// Waits for a slot at `key` and for its spacing: `min_delay` (plus up to 20% jitter),
-    /// the host's error penalty, and any Retry-After pause.
-    pub async fn acquire(&self, key: &str, min_delay: Duration) -> HostPermit {
+    /// the host's error penalty, and any Retry-After pause. `limit` is the source's own
+    /// per-host concurrency, which can only lower the node's.
+    pub async fn acquire(
+        &self,
+        key: &str,
+        min_delay: Duration,
+        limit: Option<usize>,
+    ) -> HostPermit {
         let t0 = Instant::now();
         let host = self.host(key);
-        // The semaphore is never closed, so acquiring only fails if that changes; then the
-        // request goes on without a slot rather than failing.
-        let permit = Arc::clone(&host.permits).acquire_owned().await.ok();
+        let limit = limit.map_or(self.per_host, |n| n.min(self.per_host)).max(1);
+        host.take(limit).await;
+        let mut permit = HostPermit {
+            host: Arc::clone(&host),
+            waited: Duration::ZERO,
+        };
         let start = {
             let mut t = host.timing.lock().unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();
@@ -119,11 +193,8 @@ impl Politeness {
             start
         };
         tokio::time::sleep_until(start).await;
-        HostPermit {
-            _permit: permit,
-            _host: host,
-            waited: t0.elapsed(),
-        }
+        permit.waited = t0.elapsed();
+        permit
     }
 
     /// Pauses a host until `d` from now (429 / 503 with Retry-After).
@@ -227,8 +298,8 @@ mod tests {
         let p = Politeness::new(16, 4);
         let k = "http://a:80";
         let t0 = Instant::now();
-        drop(p.acquire(k, Duration::from_secs(2)).await);
-        drop(p.acquire(k, Duration::from_secs(2)).await);
+        drop(p.acquire(k, Duration::from_secs(2), None).await);
+        drop(p.acquire(k, Duration::from_secs(2), None).await);
         let el = t0.elapsed();
         assert!(
             el >= Duration::from_secs(2) && el <= Duration::from_millis(2500),
@@ -236,7 +307,7 @@ mod tests {
         );
         p.pause(k, Duration::from_secs(30));
         let t1 = Instant::now();
-        drop(p.acquire(k, Duration::ZERO).await);
+        drop(p.acquire(k, Duration::ZERO, None).await);
         assert!(
             t1.elapsed() >= Duration::from_secs(29),
             "{:?}",
@@ -256,6 +327,30 @@ mod tests {
             p.feedback(k, true);
         }
         assert_eq!(p.penalty(k), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn a_source_limit_counts_every_request_to_the_host() {
+        let p = Arc::new(Politeness::new(16, 4));
+        let k = "http://c:80";
+        // Two requests of an unlimited source are in flight.
+        let a = p.acquire(k, Duration::ZERO, None).await;
+        let b = p.acquire(k, Duration::ZERO, None).await;
+        // A source limited to 2 waits: the host already has 2, whoever sent them.
+        let p2 = Arc::clone(&p);
+        let waiting = tokio::spawn(async move { p2.acquire(k, Duration::ZERO, Some(2)).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        // The unlimited source may still go up to the node's 4.
+        let c = p.acquire(k, Duration::ZERO, None).await;
+        assert_eq!(p.host(k).in_flight(), 3);
+        drop((a, b));
+        assert!(!waiting.is_finished() || p.host(k).in_flight() <= 2);
+        drop(c);
+        let d = waiting.await.unwrap();
+        assert_eq!(p.host(k).in_flight(), 1);
+        drop(d);
+        assert_eq!(p.host(k).in_flight(), 0);
     }
 
     #[test]

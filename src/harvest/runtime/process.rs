@@ -23,8 +23,8 @@ use crate::harvest::extract::{csv::extract_csv, feed::extract_feed};
 use crate::harvest::source::{DetailSpec, SourceDef, SourceSpec};
 use crate::harvest::ExtractedRecord;
 use crate::store::{
-    canonical_json, encode_canonical_payload, encode_payload_with, Dictionary, FetchState,
-    FrontierEntry, NewEntry, RecordWrite,
+    encode_payload, encode_value_payload_with, Dictionary, FetchState, FrontierEntry, NewEntry,
+    RecordWrite,
 };
 
 /// Frontier kinds.
@@ -228,10 +228,10 @@ fn parse_data<T: for<'de> Deserialize<'de>>(e: &FrontierEntry) -> Option<T> {
 }
 
 fn push_record(ctx: &Ctx, out: &mut Output, key: String, fields: Map<String, Value>, seen_ms: i64) {
-    let canonical = canonical_json(&Value::Object(fields));
+    let fields = Value::Object(fields);
     let encoded = match &ctx.dict {
-        Some(d) => encode_payload_with(&canonical, d),
-        None => encode_canonical_payload(&canonical),
+        Some(d) => encode_value_payload_with(&fields, d),
+        None => encode_payload(&fields),
     };
     match encoded {
         Ok(payload) => out.records.push(RecordWrite {

@@ -148,7 +148,15 @@ impl Harvester {
         let mut retried = false;
         let resp = loop {
             let (headers, used) = auth.headers(&self.fetcher).await?;
-            let permit = self.hosts.acquire(&host_key(&url), Duration::ZERO).await;
+            let limit = def
+                .common
+                .politeness
+                .per_host_concurrency
+                .map(|n| n as usize);
+            let permit = self
+                .hosts
+                .acquire(&host_key(&url), Duration::ZERO, limit)
+                .await;
             let r = self
                 .fetcher
                 .send(Request {

@@ -24,11 +24,11 @@ use super::auth::SourceAuth;
 use super::cookies::RunJar;
 use super::counts::{bump, Counters, ErrorLog, RunCounts, RunError};
 use super::fetch::{retry_after, FetchError, Request};
-use super::politeness::{host_key, Budget};
+use super::politeness::{host_key, Budget, RobotsState};
 use super::process::{self, ApiData, Ctx, Fetched, Job, Output, DETAIL};
 use super::{HarvestError, Harvester};
 use crate::harvest::extract::json::{first_request, TimeWindow};
-use crate::harvest::robots::{AgentRules, RobotsTxt, MAX_CRAWL_DELAY};
+use crate::harvest::robots::{RobotsTxt, MAX_CRAWL_DELAY};
 use crate::harvest::source::{SourceDef, SourceSpec};
 use crate::store::{
     FrontierEntry, NewEntry, PageCommit, PutOutcome, RunEnd, TenantDb, FRONTIER_DONE,
@@ -43,7 +43,8 @@ pub struct RunSummary {
     pub run_id: i64,
     pub tenant: String,
     pub source: String,
-    /// `succeeded`, `partial` (some URLs failed), `failed` or `interrupted` (resumable).
+    /// `succeeded`, `partial` (some URLs failed), `failed`, `interrupted` (resumable) or
+    /// `paused` (the daily request budget ran out; resumable).
     pub status: String,
     /// The whole frontier was worked through without errors; removals were marked.
     pub complete: bool,
@@ -92,7 +93,8 @@ struct Run {
     jar: RunJar,
     auth: SourceAuth,
     budget: Budget,
-    source_slots: Option<Arc<Semaphore>>,
+    /// The source's own per-host concurrency (see `politeness`), below the node's.
+    host_limit: Option<usize>,
     min_delay: Duration,
     obey_robots: bool,
     frontier_cap: u64,
@@ -316,41 +318,59 @@ impl Harvester {
             .map_err(|e| HarvestError::Cpu(crate::cpu::CpuError::Panicked(e.to_string())))
     }
 
-    /// robots.txt rules of `url`'s host for our agent, cached per host.
-    async fn robots(&self, url: &Url) -> Arc<AgentRules> {
+    /// robots.txt rules of `url`'s host for our agent, cached per host. An unreachable
+    /// robots.txt (5xx, or no answer at all) disallows the whole host (RFC 9309 §2.3.1.3-4)
+    /// and is asked again after a minute; a 4xx allows everything.
+    async fn robots(&self, url: &Url) -> RobotsState {
         let key = host_key(url);
         let host = self.hosts.host(&key);
         let mut slot = host.robots.lock().await;
         if let Some((r, exp)) = slot.as_ref() {
             if Instant::now() < *exp {
-                return Arc::clone(r);
+                return r.clone();
             }
         }
         let ttl = Duration::from_secs(self.cfg.robots_ttl_secs);
         let short = Duration::from_secs(60);
-        let (robots, ttl) = match url.join("/robots.txt") {
-            Ok(ru) => match self.fetcher.send(Request::get(ru)).await {
-                Ok(r) => {
-                    let st = r.status.as_u16();
-                    (
-                        RobotsTxt::from_status(st, &r.body),
-                        if st >= 500 { short } else { ttl },
-                    )
-                }
-                // No answer at all: the page fetch will report the real problem.
-                Err(_) => (RobotsTxt::allow_all(), short),
-            },
-            Err(_) => (RobotsTxt::allow_all(), ttl),
-        };
         let token = self
             .cfg
             .user_agent
             .split('/')
             .next()
             .unwrap_or("GleanerBot");
-        let rules = Arc::new(robots.for_agent(token));
-        *slot = Some((Arc::clone(&rules), Instant::now() + ttl));
-        rules
+        let (state, ttl) = match url.join("/robots.txt") {
+            Ok(ru) => match self.fetcher.send(Request::get(ru)).await {
+                Ok(r) if r.status.as_u16() >= 500 => (
+                    RobotsState::Unreachable(format!("HTTP {}", r.status.as_u16())),
+                    short,
+                ),
+                Ok(r) => (
+                    RobotsState::Rules(Arc::new(
+                        RobotsTxt::from_status(r.status.as_u16(), &r.body).for_agent(token),
+                    )),
+                    ttl,
+                ),
+                // A blocked address: the page's own fetch reports the block. Redirect
+                // trouble: "unavailable" (RFC 9309 §2.3.1.2), as a 4xx.
+                Err(
+                    FetchError::Blocked { .. }
+                    | FetchError::RedirectLoop { .. }
+                    | FetchError::TooManyRedirects { .. }
+                    | FetchError::BadRedirect { .. },
+                ) => (
+                    RobotsState::Rules(Arc::new(RobotsTxt::allow_all().for_agent(token))),
+                    short,
+                ),
+                Err(e) => (RobotsState::Unreachable(e.label().replace('_', " ")), short),
+            },
+            // A URL without a host has no robots.txt; the fetch reports the URL itself.
+            Err(_) => (
+                RobotsState::Rules(Arc::new(RobotsTxt::allow_all().for_agent(token))),
+                ttl,
+            ),
+        };
+        *slot = Some((state.clone(), Instant::now() + ttl));
+        state
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -368,9 +388,11 @@ impl Harvester {
     ) -> RunSummary {
         let def = Arc::new(def);
         let pol = &def.common.politeness;
-        let day_start = crate::store::now_ms() / 86_400_000 * 86_400_000;
+        let today = crate::store::now_ms() / 86_400_000;
         let used_today = if pol.requests_per_day.is_some() {
-            db.requests_since(&source, day_start).await.unwrap_or(0)
+            db.requests_on_day(&source, run_id, today)
+                .await
+                .unwrap_or(0)
         } else {
             0
         };
@@ -417,9 +439,7 @@ impl Harvester {
             jar,
             auth,
             budget: Budget::new(pol.requests_per_minute, pol.requests_per_day, used_today),
-            source_slots: pol
-                .per_host_concurrency
-                .map(|n| Arc::new(Semaphore::new(n as usize))),
+            host_limit: pol.per_host_concurrency.map(|n| n as usize),
             min_delay: pol
                 .min_delay
                 .map(|d| d.0)
@@ -510,7 +530,10 @@ impl Harvester {
             "interrupted"
         } else if fatal.is_some() {
             "failed"
-        } else if snap.errors > 0 || budget_hit {
+        } else if budget_hit {
+            // Resumed by the next run, from the frontier as it stands, not started over.
+            "paused"
+        } else if snap.errors > 0 {
             if snap.pages > snap.errors {
                 "partial"
             } else {
@@ -521,8 +544,7 @@ impl Harvester {
         };
         if budget_hit && message.is_none() {
             message = Some(
-                "the source's requests_per_day budget is spent; the rest waits for the next run"
-                    .into(),
+                "the source's requests_per_day budget is spent; the next run resumes here".into(),
             );
         } else if snap.links_dropped > 0 && message.is_none() {
             message = Some(format!(
@@ -739,7 +761,19 @@ async fn fetch_job(run: &Run, entry: FrontierEntry) -> Job {
     }
     let mut delay = run.min_delay;
     if run.obey_robots {
-        let rules = h.robots(&url).await;
+        let rules = match h.robots(&url).await {
+            RobotsState::Rules(r) => r,
+            RobotsState::Unreachable(reason) => {
+                // A failure, not a block: the run is not complete, so nothing of this host
+                // is marked removed, and the URL is tried again by a later run.
+                let err = FetchError::RobotsUnreachable {
+                    url: entry.url.clone(),
+                    reason,
+                };
+                metrics::counter!(m::HARVEST_FETCHES_TOTAL, "outcome" => "error").increment(1);
+                return job(entry, Fetched::Failed(err), None);
+            }
+        };
         if !rules.allowed(&url) {
             bump(&run.counters.robots_blocked, 1);
             metrics::counter!(m::HARVEST_ROBOTS_BLOCKED_TOTAL).increment(1);
@@ -796,11 +830,7 @@ async fn fetch_job(run: &Run, entry: FrontierEntry) -> Job {
                 headers.insert(http::header::IF_MODIFIED_SINCE, v);
             }
         }
-        let _source_slot = match &run.source_slots {
-            Some(s) => Arc::clone(s).acquire_owned().await.ok(),
-            None => None,
-        };
-        let permit = h.hosts.acquire(&key, delay).await;
+        let permit = h.hosts.acquire(&key, delay, run.host_limit).await;
         metrics::histogram!(m::HARVEST_HOST_WAIT_SECONDS).record(permit.waited.as_secs_f64());
         bump(&run.counters.requests, 1);
         let r = h

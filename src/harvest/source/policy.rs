@@ -14,7 +14,8 @@ use super::values::HumanDuration;
 pub struct Politeness {
     /// Obey robots.txt. Turning it off is for sites the tenant owns.
     pub obey_robots: bool,
-    /// Most requests in flight to one host for this source (1–16).
+    /// Most requests in flight to one host, from any source, when this source sends one
+    /// (1–16; never above the node's `harvest.per_host_concurrency`).
     pub per_host_concurrency: Option<u32>,
     /// Least time between two requests to one host (at most 1h).
     pub min_delay: Option<HumanDuration>,
