@@ -963,19 +963,7 @@ async fn an_unreachable_robots_txt_disallows_the_host() {
         ..test_cfg()
     })
     .await;
-    e.put(&format!(
-        r##"
-id = "guarded"
-kind = "html"
-start_urls = ["http://{site}/list"]
-[extract]
-record = "li"
-key = {{ field = "k" }}
-[extract.fields.k]
-selector = "b.k"
-"##
-    ))
-    .await;
+    e.put(&list_source("guarded", &site.to_string())).await;
     let r = e.run("guarded").await;
     assert_eq!(r.status, "succeeded", "{r:?}");
     assert_eq!(r.counts.records_new, 2);
@@ -997,19 +985,7 @@ selector = "b.k"
     // a minute, so a new host name (same server) shows it.
     robots_status.store(404, Ordering::SeqCst);
     let other = format!("localhost:{}", site.port());
-    e.put(&format!(
-        r##"
-id = "open"
-kind = "html"
-start_urls = ["http://{other}/list"]
-[extract]
-record = "li"
-key = {{ field = "k" }}
-[extract.fields.k]
-selector = "b.k"
-"##
-    ))
-    .await;
+    e.put(&list_source("open", &other)).await;
     let r = e.run("open").await;
     assert_eq!(r.status, "succeeded", "{r:?}");
     assert_eq!(pages.load(Ordering::SeqCst), 2);
@@ -1112,4 +1088,20 @@ selector = "#v"
             .unwrap();
         assert_eq!(rec.fields["v"], format!("value {i}"));
     }
+}
+
+/// An html source listing `<li><b class="k">…</b></li>` records from `http://{host}/list`.
+fn list_source(id: &str, host: &str) -> String {
+    format!(
+        r##"
+id = "{id}"
+kind = "html"
+start_urls = ["http://{host}/list"]
+[extract]
+record = "li"
+key = {{ field = "k" }}
+[extract.fields.k]
+selector = "b.k"
+"##
+    )
 }
