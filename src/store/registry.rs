@@ -67,14 +67,10 @@ impl Registry {
         db.close().await;
     }
 
-    pub(crate) fn path_of(&self, id: &TenantId) -> PathBuf {
-        self.dir.join(id.db_file_name())
-    }
-
-    /// Returns the open database of `id`, opening it if needed. With `create`, a missing
-    /// database file is created; without, it is [`StoreError::TenantNotFound`].
-    pub(crate) async fn open(&self, id: &TenantId, create: bool) -> Result<Db, StoreError> {
-        let mut open = loop {
+    /// The registry's lock, taken once no close of `id` is in progress (a close in
+    /// progress must finish before anyone opens or evicts the same database).
+    async fn lock_unless_closing(&self, id: &TenantId) -> tokio::sync::MutexGuard<'_, Open> {
+        loop {
             let open = self.open.lock().await;
             match open.closing.get(id) {
                 Some(rx) => {
@@ -83,9 +79,19 @@ impl Registry {
                     // Err means the closer is done (its sender was dropped).
                     while rx.changed().await.is_ok() {}
                 }
-                None => break open,
+                None => return open,
             }
-        };
+        }
+    }
+
+    pub(crate) fn path_of(&self, id: &TenantId) -> PathBuf {
+        self.dir.join(id.db_file_name())
+    }
+
+    /// Returns the open database of `id`, opening it if needed. With `create`, a missing
+    /// database file is created; without, it is [`StoreError::TenantNotFound`].
+    pub(crate) async fn open(&self, id: &TenantId, create: bool) -> Result<Db, StoreError> {
+        let mut open = self.lock_unless_closing(id).await;
         if let Some(db) = open.dbs.get(id) {
             db.touch();
             return Ok(db.clone());
@@ -164,19 +170,13 @@ impl Registry {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = T>,
     {
-        let (db, done) = loop {
-            let mut open = self.open.lock().await;
-            if let Some(rx) = open.closing.get(id) {
-                let mut rx = rx.clone();
-                drop(open);
-                while rx.changed().await.is_ok() {}
-                continue;
-            }
+        let (db, done) = {
+            let mut open = self.lock_unless_closing(id).await;
             let db = open.dbs.remove(id);
             let (tx, rx) = watch::channel(());
             open.closing.insert(id.clone(), rx);
             metrics::gauge!(m::STORE_OPEN_TENANT_DBS).set(open.dbs.len() as f64);
-            break (db, tx);
+            (db, tx)
         };
         if let Some(db) = db {
             self.close_db(db).await;
