@@ -154,6 +154,7 @@ pub(crate) fn load_with_env_prefix(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::StoreConfig;
     use std::io::Write;
 
     fn write(dir: &tempfile::TempDir, body: &str) -> PathBuf {
@@ -241,7 +242,10 @@ mod tests {
         assert_eq!(c.http.listen.port(), 1003);
         assert_eq!(c.http.max_body_bytes, 222);
         assert_eq!(c.store.max_batch, 7);
-        assert_eq!(c.store.readers_per_db, 4);
+        assert_eq!(
+            c.store.readers_per_db,
+            StoreConfig::default().readers_per_db
+        );
     }
 
     #[test]

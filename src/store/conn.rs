@@ -3,7 +3,8 @@
 //! Writers get WAL mode, the configured `synchronous`, `wal_autocheckpoint=0` (checkpoints
 //! belong to the store's hook now and to the replicator later: an automatic checkpoint could
 //! pass frames the replicator has not captured) and foreign keys. Readers are opened
-//! read-only with `query_only` so a bug cannot turn a read into a write.
+//! read-only with `query_only` so a bug cannot turn a read into a write. Every connection
+//! keeps stable query plans, so cached statements stay prepared (see [`stable_plans`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -51,6 +52,7 @@ pub(crate) fn open_writer(
          PRAGMA temp_store=MEMORY;"
     ))
     .map_err(wrap)?;
+    stable_plans(&conn).map_err(wrap)?;
     persist_wal(&conn, path)?;
     Ok(conn)
 }
@@ -94,6 +96,7 @@ pub(crate) fn open_aux(path: &Path, busy_timeout: Duration) -> Result<Connection
     conn.busy_timeout(busy_timeout).map_err(wrap)?;
     conn.execute_batch("PRAGMA wal_autocheckpoint=0;")
         .map_err(wrap)?;
+    stable_plans(&conn).map_err(wrap)?;
     persist_wal(&conn, path)?;
     Ok(conn)
 }
@@ -110,7 +113,21 @@ pub(crate) fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connect
     .map_err(wrap)?;
     conn.busy_timeout(busy_timeout).map_err(wrap)?;
     conn.execute_batch("PRAGMA query_only=ON;").map_err(wrap)?;
+    stable_plans(&conn).map_err(wrap)?;
     Ok(conn)
+}
+
+/// Turns on SQLite's query planner stability guarantee. Without it, a statement whose plan
+/// used a bound value is marked expired on every new binding and re-parsed and re-planned at
+/// its next step. Every `LIMIT ?` is such a statement (SQLite 3.50 compiles a bound limit
+/// into the program as a constant), so without this the statement cache does nothing for
+/// paged reads: profiled at 5% of a record list request's CPU.
+fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map(|_| ())
 }
 
 /// Creates `dir` if needed and proves it is writable by creating and removing a file, so an

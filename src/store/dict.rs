@@ -115,19 +115,23 @@ pub fn dict_id_of(compressed: &[u8]) -> u32 {
 
 /// Decompresses with `dict`, refusing output larger than `cap` bytes.
 pub fn decode_with(compressed: &[u8], cap: usize, dict: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    decode_with_into(compressed, cap, dict, &mut out)?;
+    Ok(out)
+}
+
+fn decode_with_into(
+    compressed: &[u8],
+    cap: usize,
+    dict: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), StoreError> {
     thread_local! {
         /// The last dictionary's decompression context on this thread (loading a
         /// dictionary costs far more than decoding one small record).
         static LAST: std::cell::RefCell<Option<(u32, zstd::bulk::Decompressor<'static>)>> =
             const { std::cell::RefCell::new(None) };
     }
-    // The declared size is allocated (not `cap`, which may be megabytes); over the cap is
-    // refused before decoding.
-    let out_cap = match zstd::zstd_safe::get_frame_content_size(compressed) {
-        Ok(Some(n)) if n > cap as u64 => return Err(StoreError::PayloadTooLarge(cap)),
-        Ok(Some(n)) => n as usize,
-        _ => cap,
-    };
     let id = zstd::zstd_safe::get_dict_id_from_dict(dict).map_or(0, |n| n.get());
     LAST.with(|cell| {
         let mut slot = cell.try_borrow_mut().map_err(corrupt)?;
@@ -138,13 +142,7 @@ pub fn decode_with(compressed: &[u8], cap: usize, dict: &[u8]) -> Result<Vec<u8>
         let Some((_, d)) = slot.as_mut() else {
             return Err(corrupt("no decompression context"));
         };
-        d.decompress(compressed, out_cap).map_err(|e| {
-            if out_cap == cap && e.to_string().contains("Destination buffer is too small") {
-                StoreError::PayloadTooLarge(cap)
-            } else {
-                corrupt(e)
-            }
-        })
+        super::codec::decompress_into(d, compressed, cap, out)
     })
 }
 
@@ -159,9 +157,21 @@ pub fn remember(d: &Dictionary) {
 /// database. Use this instead of [`super::codec::decode`] for records read from a tenant
 /// database.
 pub fn decode_stored(c: &Connection, compressed: &[u8], cap: usize) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    decode_stored_into(c, compressed, cap, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_stored`] into `out` (replacing its contents), so a reader can reuse one buffer.
+pub fn decode_stored_into(
+    c: &Connection,
+    compressed: &[u8],
+    cap: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), StoreError> {
     let id = dict_id_of(compressed);
     if id == 0 {
-        return super::codec::decode(compressed, cap);
+        return super::codec::decode_into(compressed, cap, out);
     }
     let cached = DICTS.lock().ok().and_then(|mut m| m.get(&id).cloned());
     let bytes = match cached {
@@ -185,7 +195,7 @@ pub fn decode_stored(c: &Connection, compressed: &[u8], cap: usize) -> Result<Ve
             b
         }
     };
-    decode_with(compressed, cap, &bytes)
+    decode_with_into(compressed, cap, &bytes, out)
 }
 
 impl TenantDb {

@@ -64,7 +64,7 @@ pub use writer::{CheckpointPolicy, WriterStats};
 pub use audit::{AuditEntry, AuditKey, AuditRecord, VerifyReport, GLOBAL_CHAIN};
 pub use fts::{match_expression, MAX_QUERY_TERMS};
 pub use keys::{ApiKeyRow, KeyHashes, NewApiKey, MAX_KEY_LIST};
-pub use query::{lookup, Page, RecordFilter, RecordRow, ScanBudget, VersionRow};
+pub use query::{lookup, Page, RecordFilter, RecordRow, RowRef, RowSink, ScanBudget, VersionRow};
 pub use tenant_admin::{
     EraseStatus, PendingEraser, Quotas, ReplicaEraser, TenantDetails, TenantPatch, TenantSize,
     UsageDay,
