@@ -122,7 +122,8 @@ pub struct StoreConfig {
     pub writer_queue: usize,
     /// Most writes grouped into one transaction.
     pub max_batch: usize,
-    /// Read-only connections per open database (opened as concurrent reads need them).
+    /// Reader threads per open database, each with its own read-only connection (started as
+    /// concurrent reads need them).
     pub readers_per_db: usize,
     /// How long a connection waits for a lock held by another process, in milliseconds.
     pub busy_timeout_ms: u64,
