@@ -201,6 +201,32 @@ pub(crate) fn page(
 /// Largest decode buffer a reader thread keeps between pages.
 const KEEP_SCRATCH: usize = 256 * 1024;
 
+/// The reader thread's decode buffer, borrowed for one page and handed back on every
+/// return path (unless a large record grew it past [`KEEP_SCRATCH`]).
+struct Scratch(Vec<u8>);
+
+impl Scratch {
+    fn take() -> Self {
+        Scratch(
+            SCRATCH
+                .with(|b| b.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)))
+                .unwrap_or_default(),
+        )
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.0.capacity() <= KEEP_SCRATCH {
+            SCRATCH.with(|b| {
+                if let Ok(mut b) = b.try_borrow_mut() {
+                    *b = std::mem::take(&mut self.0);
+                }
+            });
+        }
+    }
+}
+
 /// One page of records after id `after`, handed to `sink`; returns where the next page
 /// starts (`None` at the end).
 pub(crate) fn page_into<S: RowSink>(
@@ -211,29 +237,8 @@ pub(crate) fn page_into<S: RowSink>(
     budget: ScanBudget,
     sink: &mut S,
 ) -> Result<Option<i64>, StoreError> {
-    let mut buf = SCRATCH
-        .with(|b| b.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)))
-        .unwrap_or_default();
-    let out = page_rows(c, f, after, limit, budget, sink, &mut buf);
-    if buf.capacity() <= KEEP_SCRATCH {
-        SCRATCH.with(|b| {
-            if let Ok(mut b) = b.try_borrow_mut() {
-                *b = buf;
-            }
-        });
-    }
-    out
-}
-
-fn page_rows<S: RowSink>(
-    c: &Connection,
-    f: &RecordFilter,
-    after: i64,
-    limit: usize,
-    budget: ScanBudget,
-    sink: &mut S,
-    buf: &mut Vec<u8>,
-) -> Result<Option<i64>, StoreError> {
+    let mut scratch = Scratch::take();
+    let buf = &mut scratch.0;
     let deadline = budget.deadline;
     c.progress_handler(4000, Some(move || Instant::now() > deadline));
     let _guard = Guard(c);
