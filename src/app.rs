@@ -164,7 +164,7 @@ pub async fn serve(cfg: Config) -> Result<(), AppError> {
         }
     });
     let shutting_down = Arc::new(AtomicBool::new(false));
-    let state = AppState {
+    let state = AppState::new(http::Shared {
         store: Arc::clone(&store),
         prometheus,
         auth: Arc::clone(&auth),
@@ -182,7 +182,7 @@ pub async fn serve(cfg: Config) -> Result<(), AppError> {
         },
         shutting_down: Arc::clone(&shutting_down),
         replication: replicator.clone(),
-    };
+    });
     // Harvest: the runtime, its scheduler, and its routes' access to it.
     let harvester = crate::harvest::runtime::Harvester::new(
         cfg.harvest.clone(),

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use super::cursor;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, ReadRecords, Tenant, WriteRecords};
+use super::record_json;
 use super::AppState;
 use crate::auth::now_ms;
 use crate::store::{
@@ -255,20 +256,20 @@ impl RowSink for PageWriter {
             self.buf.push(b',');
         }
         self.rows += 1;
-        let written = match &self.projection {
-            None => serde_json::to_writer(&mut self.buf, r),
+        match &self.projection {
+            None => record_json::write_row(&mut self.buf, r),
             Some(_) => {
                 let fields = project(r.fields.to_owned(), &self.projection);
-                serde_json::to_writer(
+                record_json::write_row(
                     &mut self.buf,
                     &RowRef {
                         fields: &fields,
                         ..*r
                     },
-                )
+                );
             }
-        };
-        written.map_err(|e| StoreError::Corrupt(format!("record {}: {e}", r.id)))
+        }
+        Ok(())
     }
 }
 
