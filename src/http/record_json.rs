@@ -2,7 +2,7 @@
 //!
 //! A list page is written on the reader thread record by record (see `records::PageWriter`).
 //! Through serde every record cost nine escaped key names, two escaped strings and serde's
-//! per-field dispatch: profiled at a seventh of a list request's reader-thread CPU. Here the
+//! per-field dispatch: profiled at a seventh of a list request's server CPU. Here the
 //! key names are constants and a string goes through serde's escaper only when it holds a
 //! byte that needs escaping. The bytes are exactly serde's: a test compares both on
 //! arbitrary rows, so the OpenAPI schema and every client see no difference.
