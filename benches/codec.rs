@@ -2,6 +2,12 @@
 //! records per second to encode (canonical JSON, blake3, zstd) and to decode, and bytes
 //! per stored record, without and with a zstd dictionary trained on 2,000 of the source's
 //! records. Bytes per record are printed once before the timings.
+//!
+//! Then `codec_small`: records of `gleaner bench-seed`'s shape (~95 bytes, the API
+//! benchmark's data), which zstd shrinks by less than an eighth, so the codec keeps them in
+//! stored frames. Their decode is timed beside the same records in zstd's own frames, with
+//! Huffman-coded literals and with raw literals (what the codec wrote for them before), in
+//! one run.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use gleaner::store::{
@@ -107,9 +113,68 @@ fn bench(c: &mut Criterion) {
     });
 }
 
+fn small_record(n: usize) -> serde_json::Value {
+    const WORDS: [&str; 8] = [
+        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
+    ];
+    serde_json::json!({
+        "title": format!("record {n} {}", WORDS[n % 8]),
+        "n": n,
+        "group": n % 100,
+        "body": format!("{} {} {} text of record number {n}", WORDS[n % 3], WORDS[n % 5], WORDS[n % 7]),
+    })
+}
+
+fn bench_small(c: &mut Criterion) {
+    let json: Vec<Vec<u8>> = (500_000..500_000 + N)
+        .map(|i| canonical_json(&small_record(i)))
+        .collect();
+    let stored: Vec<Vec<u8>> = json
+        .iter()
+        .map(|r| encode_canonical_payload(r).unwrap().compressed)
+        .collect();
+    let zstd_frames = |raw_literals: bool| -> Vec<Vec<u8>> {
+        use zstd::zstd_safe::{CParameter, ParamSwitch};
+        let mut z = zstd::bulk::Compressor::new(3).unwrap();
+        z.set_parameter(CParameter::ChecksumFlag(true)).unwrap();
+        if raw_literals {
+            z.set_parameter(CParameter::LiteralCompressionMode(ParamSwitch::Disable))
+                .unwrap();
+        }
+        json.iter().map(|r| z.compress(r).unwrap()).collect()
+    };
+    let huffman = zstd_frames(false);
+    let raw_literals = zstd_frames(true);
+    let avg = |v: &[Vec<u8>]| v.iter().map(Vec::len).sum::<usize>() as f64 / v.len() as f64;
+    println!(
+        "small records: json {:.0} bytes; stored frame {:.0}, zstd frame {:.0}, zstd frame with raw literals {:.0}",
+        avg(&json),
+        avg(&stored),
+        avg(&huffman),
+        avg(&raw_literals)
+    );
+    let mut g = c.benchmark_group("codec_small");
+    g.throughput(Throughput::Elements(json.len() as u64));
+    for (name, frames) in [
+        ("decode/stored", &stored),
+        ("decode/zstd", &huffman),
+        ("decode/zstd-raw-literals", &raw_literals),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                frames
+                    .iter()
+                    .map(|p| decode_payload(p, 1 << 20).unwrap().len())
+                    .sum::<usize>()
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20);
-    targets = bench
+    targets = bench, bench_small
 }
 criterion_main!(benches);

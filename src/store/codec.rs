@@ -50,40 +50,31 @@ pub fn encode(fields: &serde_json::Value) -> Result<EncodedPayload, StoreError> 
 }
 
 thread_local! {
-    /// One compression context per thread and mode: creating a zstd context costs more than
+    /// One compression context per thread: creating a zstd context costs more than
     /// compressing a small record with it.
     static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
         const { std::cell::RefCell::new(None) };
-    static LEAN_COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
 }
 
-/// `lean`: literals stored as they are, not Huffman-coded (see [`compress_plain`]).
-fn new_compressor(lean: bool) -> Result<zstd::bulk::Compressor<'static>, StoreError> {
-    use zstd::zstd_safe::{CParameter, ParamSwitch};
+fn new_compressor() -> Result<zstd::bulk::Compressor<'static>, StoreError> {
     let err = |e: std::io::Error| StoreError::Corrupt(e.to_string());
     let mut c = zstd::bulk::Compressor::new(LEVEL).map_err(err)?;
-    c.set_parameter(CParameter::ChecksumFlag(true))
+    c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
         .map_err(err)?;
-    if lean {
-        c.set_parameter(CParameter::LiteralCompressionMode(ParamSwitch::Disable))
-            .map_err(err)?;
-    }
     Ok(c)
 }
 
-fn compress_with(lean: bool, canonical: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let slot = if lean { &LEAN_COMPRESSOR } else { &COMPRESSOR };
-    slot.with(|cell| {
+fn compress(canonical: &[u8]) -> Result<Vec<u8>, StoreError> {
+    COMPRESSOR.with(|cell| {
         let mut slot = cell
             .try_borrow_mut()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if slot.is_none() {
-            *slot = Some(new_compressor(lean)?);
+            *slot = Some(new_compressor()?);
         }
         match slot.as_mut() {
             Some(c) => c.compress(canonical),
-            None => new_compressor(lean)?.compress(canonical),
+            None => new_compressor()?.compress(canonical),
         }
         .map_err(|e| StoreError::Corrupt(e.to_string()))
     })
@@ -95,23 +86,28 @@ fn worth_it(raw: usize, compressed: usize) -> bool {
     compressed <= raw - raw / 8
 }
 
+/// `compressed` if it earned its decode cost, else `canonical` in a stored frame.
+pub(super) fn keep_or_store(canonical: &[u8], compressed: Vec<u8>) -> Vec<u8> {
+    if worth_it(canonical.len(), compressed.len()) {
+        compressed
+    } else {
+        super::stored_frame::encode(canonical)
+    }
+}
+
 /// Encodes canonical JSON bytes (parsed once more for the index text; callers holding the
 /// value use [`encode`]).
 pub fn encode_canonical(canonical: &[u8]) -> Result<EncodedPayload, StoreError> {
     compress_plain(canonical, text_of_canonical(canonical)?)
 }
 
-/// Compresses without a dictionary. A small record's frame must carry its own Huffman table
-/// for the literals, and the reader rebuilds that table for every record: 1.2-1.6 µs each,
-/// most of an API list page's CPU. When Huffman coding saves less than an eighth, the
-/// record is compressed again with literals stored as they are, which decodes about 8x
-/// faster for a few percent of size. Both are ordinary checksummed zstd frames.
+/// Compresses without a dictionary. A small record's frame must carry its own entropy
+/// tables, and the reader rebuilds them for every record: 1.2-1.6 µs each, most of an API
+/// list page's CPU, for a few percent of size. So a frame that saves less than an eighth
+/// is replaced by a stored frame (see [`super::stored_frame`]), which decodes as a copy.
 fn compress_plain(canonical: &[u8], text: String) -> Result<EncodedPayload, StoreError> {
     let hash = *blake3::hash(canonical).as_bytes();
-    let mut compressed = compress_with(false, canonical)?;
-    if !worth_it(canonical.len(), compressed.len()) {
-        compressed = compress_with(true, canonical)?;
-    }
+    let compressed = keep_or_store(canonical, compress(canonical)?);
     Ok(EncodedPayload {
         hash,
         compressed,
@@ -193,21 +189,21 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn huffman_coding_is_kept_only_where_it_saves_an_eighth() {
-        // Short, varied text: Huffman saves a few percent, so literals are stored raw.
+    fn compression_is_kept_only_where_it_saves_an_eighth() {
+        // Short, varied text: zstd saves a few percent, so the record is stored as it is.
         let small = json!({"body": "alpha bravo text of record 12345", "n": 12345, "t": "r 1 a"});
         let c = canonical_json(&small);
         let e = encode(&small).unwrap();
-        assert_eq!(e.compressed, compress_with(true, &c).unwrap());
-        assert!(!worth_it(c.len(), compress_with(false, &c).unwrap().len()));
+        assert!(!worth_it(c.len(), compress(&c).unwrap().len()));
+        assert_eq!(e.compressed, super::super::stored_frame::encode(&c));
         assert_eq!(decode(&e.compressed, 1 << 20).unwrap(), c);
-        // Long text with a skewed alphabet: the Huffman-coded frame is kept.
+        // Long text with a skewed alphabet: the compressed frame is kept.
         let long =
             json!({"text": (0..400).map(|i| format!("w{} ", i * 7919 % 1000)).collect::<String>()});
         let c = canonical_json(&long);
         let e = encode(&long).unwrap();
-        assert_eq!(e.compressed, compress_with(false, &c).unwrap());
-        assert!(e.compressed.len() < compress_with(true, &c).unwrap().len());
+        assert_eq!(e.compressed, compress(&c).unwrap());
+        assert!(worth_it(c.len(), e.compressed.len()));
         assert_eq!(decode(&e.compressed, 1 << 20).unwrap(), c);
     }
 

@@ -103,7 +103,7 @@ fn compress_with(
     })?;
     Ok(EncodedPayload {
         hash,
-        compressed,
+        compressed: super::codec::keep_or_store(canonical, compressed),
         text,
     })
 }

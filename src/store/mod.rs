@@ -31,6 +31,7 @@ mod registry;
 mod runs;
 mod schema;
 mod sources;
+mod stored_frame;
 mod tenant_admin;
 mod tenants;
 mod text;
