@@ -5,7 +5,9 @@
 //! names, recurring values) up front. Dictionaries are stored in the tenant database
 //! (`zstd_dictionaries`), never changed or deleted, and each compressed frame names its
 //! dictionary's id in the zstd frame header — so a record written with any past dictionary
-//! stays readable, and records written without one (id 0) decode as before.
+//! stays readable, and records written without one (id 0) decode as before. A record the
+//! dictionary cannot shrink by an eighth is kept in a stored frame instead (id 0, see
+//! [`super::codec`]).
 //!
 //! Decoding looks the id up in a small process-wide cache (ids are derived from the
 //! dictionary's content by zstd's trainer, so equal ids mean equal dictionaries), falling
@@ -327,5 +329,27 @@ mod tests {
         ));
         // Without its dictionary the frame does not decode.
         assert!(super::super::codec::decode(&with.compressed, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn a_record_the_dictionary_cannot_shrink_is_stored_without_it() {
+        let samples: Vec<Vec<u8>> = (0..2000).map(sample).collect();
+        let d = train(&samples).unwrap();
+        // Hex digests share nothing with the dictionary and barely compress.
+        let digests: Vec<String> = (0..8u8)
+            .map(|i| blake3::hash(&[i]).to_hex().to_string())
+            .collect();
+        let rec = super::super::canonical_json(&serde_json::json!({ "digests": digests }));
+        let e = encode_with(&rec, &d).unwrap();
+        assert_eq!(e.compressed, super::super::stored_frame::encode(&rec));
+        assert_eq!(
+            dict_id_of(&e.compressed),
+            0,
+            "a stored frame needs no dictionary"
+        );
+        assert_eq!(
+            super::super::codec::decode(&e.compressed, 1 << 20).unwrap(),
+            rec
+        );
     }
 }
