@@ -10,7 +10,7 @@
 
 /// zstd's frame magic number, little-endian on disk (RFC 8878 §3.1.1).
 const MAGIC: u32 = 0xFD2F_B528;
-/// Largest block (RFC 8878 §3.1.1.2.4: Block_Maximum_Size is at most 128 KiB).
+/// Largest block (RFC 8878 §3.1.1.2.3: Block_Size is at most Block_Maximum_Size, 128 KiB).
 const MAX_BLOCK: usize = 128 * 1024;
 /// Frame_Header_Descriptor bits: Single_Segment (the window is the content, so no
 /// Window_Descriptor) and Content_Checksum; no dictionary id. Bits 7-6 give the width of
