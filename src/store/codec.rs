@@ -85,17 +85,19 @@ fn compress(canonical: &[u8]) -> Result<Vec<u8>, StoreError> {
 
 /// Whether compression earned its decode cost: it saved at least an eighth (RocksDB's
 /// rule for keeping a compressed block).
-fn worth_it(raw: usize, compressed: usize) -> bool {
+pub(super) fn worth_it(raw: usize, compressed: usize) -> bool {
     compressed <= raw - raw / 8
 }
 
-/// `compressed` if it earned its decode cost, else `canonical` in a stored frame.
-pub(super) fn keep_or_store(canonical: &[u8], compressed: Vec<u8>) -> Vec<u8> {
-    if worth_it(canonical.len(), compressed.len()) {
+/// A payload without a dictionary: zstd's frame if it earned its decode cost, else
+/// `canonical` in a stored frame.
+pub(super) fn compress_or_store(canonical: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let compressed = compress(canonical)?;
+    Ok(if worth_it(canonical.len(), compressed.len()) {
         compressed
     } else {
         super::stored_frame::encode(canonical)
-    }
+    })
 }
 
 /// Encodes canonical JSON bytes (parsed once more for the index text; callers holding the
@@ -111,7 +113,7 @@ pub fn encode_canonical(canonical: &[u8]) -> Result<EncodedPayload, StoreError> 
 /// less than an eighth is replaced by a stored frame.
 fn compress_plain(canonical: &[u8], text: String) -> Result<EncodedPayload, StoreError> {
     let hash = *blake3::hash(canonical).as_bytes();
-    let compressed = keep_or_store(canonical, compress(canonical)?);
+    let compressed = compress_or_store(canonical)?;
     Ok(EncodedPayload {
         hash,
         compressed,
