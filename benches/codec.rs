@@ -113,21 +113,9 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-fn small_record(n: usize) -> serde_json::Value {
-    const WORDS: [&str; 8] = [
-        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
-    ];
-    serde_json::json!({
-        "title": format!("record {n} {}", WORDS[n % 8]),
-        "n": n,
-        "group": n % 100,
-        "body": format!("{} {} {} text of record number {n}", WORDS[n % 3], WORDS[n % 5], WORDS[n % 7]),
-    })
-}
-
 fn bench_small(c: &mut Criterion) {
-    let json: Vec<Vec<u8>> = (500_000..500_000 + N)
-        .map(|i| canonical_json(&small_record(i)))
+    let json: Vec<Vec<u8>> = (500_000..500_000 + N as u64)
+        .map(|i| canonical_json(&gleaner::app::seed_fields(i)))
         .collect();
     let stored: Vec<Vec<u8>> = json
         .iter()

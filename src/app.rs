@@ -684,6 +684,21 @@ pub async fn create_key(
     Ok(token.token)
 }
 
+/// The fields of seeded record number `n` (`gleaner bench-seed`; benches/codec.rs times
+/// the codec on the same shape): four fields, about 110 bytes of canonical JSON.
+pub fn seed_fields(n: u64) -> serde_json::Value {
+    const WORDS: [&str; 8] = [
+        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
+    ];
+    let w = |m: u64| WORDS[(n % m) as usize];
+    serde_json::json!({
+        "title": format!("record {n} {}", w(8)),
+        "n": n,
+        "group": n % 100,
+        "body": format!("{} {} {} text of record number {n}", w(3), w(5), w(7)),
+    })
+}
+
 /// Fills `tenant` (created if missing) with `count` synthetic records for benchmarks, in
 /// batches encoded on the CPU pool and written as one transaction each; optionally writes a
 /// plain SQLite copy for peers that cannot read compressed payloads. Returns records/s.
@@ -730,9 +745,6 @@ pub async fn seed_records(
     let cpu = CpuPool::new(&cfg.cpu)?;
     let started = std::time::Instant::now();
     const BATCH: u64 = 5000;
-    let words = [
-        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
-    ];
     let mut i = 0u64;
     while i < count {
         let end = (i + BATCH).min(count);
@@ -741,12 +753,7 @@ pub async fn seed_records(
             .run(move || {
                 (i..end)
                     .map(|n| {
-                        let fields = serde_json::json!({
-                            "title": format!("record {n} {}", words[(n % 8) as usize]),
-                            "n": n,
-                            "group": n % 100,
-                            "body": format!("{} {} {} text of record number {n}", words[(n % 3) as usize], words[(n % 5) as usize], words[(n % 7) as usize]),
-                        });
+                        let fields = seed_fields(n);
                         Ok(RecordWrite {
                             source: format!("source-{}", n % 10),
                             key: format!("key-{n:08}"),
