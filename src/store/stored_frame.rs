@@ -3,10 +3,12 @@
 //! A record that compression does not shrink by an eighth is kept uncompressed (see
 //! [`super::codec`]), but still as a zstd frame, so there is one payload format and one
 //! decoder, and the frame's checksum still catches a flipped bit on disk. zstd writes such
-//! "raw" blocks itself only when compressing saves almost nothing (under 1/64), and offers
-//! no switch to ask for them, so this module writes the frame: RFC 8878's frame header,
-//! raw blocks of at most 128 KiB, and the low 32 bits of XXH64 as the content checksum.
-//! Decoding is zstd's own, and the tests check every header width against it.
+//! "raw" blocks itself only when compressing saves almost nothing (`ZSTD_minGain`: 1/64
+//! of the block plus 2 bytes at our level), and offers no switch to ask for them, so this
+//! module writes the frame: RFC 8878's frame header, raw blocks of at most 128 KiB, and
+//! the low 32 bits of XXH64 as the content checksum. Decoding is zstd's own; the tests
+//! check it on every header width a record can reach (the 8-byte size field, for content
+//! over 4 GiB, cannot be).
 
 /// zstd's frame magic number, little-endian on disk (RFC 8878 §3.1.1).
 const MAGIC: u32 = 0xFD2F_B528;
