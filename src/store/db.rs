@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::conn::open_writer;
 use super::error::StoreError;
 use super::hooks::{CheckpointMode, CheckpointResult, SnapshotHolder, WeakDb};
-use super::reader::ReadPool;
+use super::reader::{ReadPool, ReaderSettings};
 use super::schema::{migrate, DbKind};
 use super::writer::{CheckpointPolicy, Command, Op, Writer, WriterStats};
 use crate::config::Synchronous;
@@ -28,6 +28,7 @@ pub(crate) struct DbOptions {
     pub(crate) writer_queue: usize,
     pub(crate) max_batch: usize,
     pub(crate) readers: usize,
+    pub(crate) reader_mmap_bytes: u64,
     pub(crate) checkpoint: CheckpointPolicy,
 }
 
@@ -91,7 +92,14 @@ impl Db {
                 kind,
                 path: path.to_path_buf(),
                 tx,
-                readers: ReadPool::new(path.to_path_buf(), opts.readers, opts.busy_timeout),
+                readers: ReadPool::new(
+                    path.to_path_buf(),
+                    opts.readers,
+                    ReaderSettings {
+                        busy_timeout: opts.busy_timeout,
+                        mmap_bytes: opts.reader_mmap_bytes,
+                    },
+                ),
                 stats,
                 thread: Mutex::new(Some(thread)),
                 last_used_ms: AtomicU64::new(super::now_ms() as u64),

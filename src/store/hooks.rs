@@ -138,7 +138,8 @@ impl SnapshotHolder {
         let conn = if writable {
             super::conn::open_aux(path, busy_timeout)?
         } else {
-            super::conn::open_reader(path, busy_timeout)?
+            // It only holds a snapshot and reads no pages: nothing to map.
+            super::conn::open_reader(path, busy_timeout, 0)?
         };
         let mut h = SnapshotHolder { conn, open: false };
         h.hold()?;

@@ -105,7 +105,7 @@ pub fn bench_plain_tenant_connection(path: &Path) -> Result<rusqlite::Connection
 /// Runs `PRAGMA integrity_check` on a database file (read-only); "ok" alone means healthy.
 /// Blocking. Used by `gleaner verify` on restored images, which are not open in the store.
 pub fn integrity_check(path: &Path) -> Result<Vec<String>, StoreError> {
-    let conn = conn::open_reader(path, Duration::from_secs(5))?;
+    let conn = conn::open_reader(path, Duration::from_secs(5), 0)?;
     let mut st = conn
         .prepare("PRAGMA integrity_check")
         .map_err(StoreError::from_sqlite)?;
@@ -151,6 +151,7 @@ impl Store {
             writer_queue: cfg.writer_queue,
             max_batch: cfg.max_batch,
             readers: cfg.readers_per_db,
+            reader_mmap_bytes: cfg.reader_mmap_bytes,
             checkpoint,
         };
         let control_opts = opts(cfg.control_synchronous);

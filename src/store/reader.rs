@@ -30,9 +30,17 @@ const QUEUE_PER_READER: usize = 64;
 
 type Job = Box<dyn FnOnce(Result<&Connection, StoreError>) + Send>;
 
+/// How each reader's connection is opened.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReaderSettings {
+    pub(crate) busy_timeout: Duration,
+    /// SQLite `mmap_size` of each reader connection; 0 = pages are read with `pread`.
+    pub(crate) mmap_bytes: u64,
+}
+
 pub(crate) struct ReadPool {
     path: PathBuf,
-    busy_timeout: Duration,
+    settings: ReaderSettings,
     size: usize,
     permits: Arc<Semaphore>,
     jobs: Sender<Job>,
@@ -43,12 +51,12 @@ pub(crate) struct ReadPool {
 }
 
 impl ReadPool {
-    pub(crate) fn new(path: PathBuf, size: usize, busy_timeout: Duration) -> Arc<Self> {
+    pub(crate) fn new(path: PathBuf, size: usize, settings: ReaderSettings) -> Arc<Self> {
         let depth = size.max(1) * QUEUE_PER_READER;
         let (jobs, queue) = crossbeam_channel::bounded(depth);
         Arc::new(ReadPool {
             path,
-            busy_timeout,
+            settings,
             size: size.max(1),
             permits: Arc::new(Semaphore::new(depth)),
             jobs,
@@ -106,11 +114,11 @@ impl ReadPool {
             }
         }
         let queue = self.queue.clone();
-        let (path, busy) = (self.path.clone(), self.busy_timeout);
+        let (path, settings) = (self.path.clone(), self.settings);
         let idle = Arc::clone(&self.idle);
         let spawned = std::thread::Builder::new()
             .name("gleaner-read".into())
-            .spawn(move || reader_loop(&queue, &path, busy, &idle));
+            .spawn(move || reader_loop(&queue, &path, settings, &idle));
         if let Err(e) = spawned {
             self.live.fetch_sub(1, Ordering::AcqRel);
             // Jobs already queued still run on the threads that exist.
@@ -124,7 +132,12 @@ impl ReadPool {
     }
 }
 
-fn reader_loop(queue: &Receiver<Job>, path: &std::path::Path, busy: Duration, idle: &AtomicUsize) {
+fn reader_loop(
+    queue: &Receiver<Job>,
+    path: &std::path::Path,
+    settings: ReaderSettings,
+    idle: &AtomicUsize,
+) {
     let mut conn: Option<Connection> = None;
     loop {
         idle.fetch_add(1, Ordering::AcqRel);
@@ -133,7 +146,7 @@ fn reader_loop(queue: &Receiver<Job>, path: &std::path::Path, busy: Duration, id
         // Disconnected: the pool was dropped with the database; the connection closes here.
         let Ok(job) = next else { return };
         if conn.is_none() {
-            match open_reader(path, busy) {
+            match open_reader(path, settings.busy_timeout, settings.mmap_bytes) {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     job(Err(e));
@@ -151,13 +164,20 @@ fn reader_loop(queue: &Receiver<Job>, path: &std::path::Path, busy: Duration, id
 mod tests {
     use super::*;
 
+    fn settings(mmap_bytes: u64) -> ReaderSettings {
+        ReaderSettings {
+            busy_timeout: Duration::from_secs(1),
+            mmap_bytes,
+        }
+    }
+
     fn pool(size: usize) -> (tempfile::TempDir, Arc<ReadPool>) {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("t.db");
         let c = Connection::open(&p).unwrap();
         c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (7);")
             .unwrap();
-        (d, ReadPool::new(p, size, Duration::from_secs(1)))
+        (d, ReadPool::new(p, size, settings(0)))
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,7 +221,7 @@ mod tests {
     #[tokio::test]
     async fn an_unopenable_database_is_an_error_not_a_hang() {
         let d = tempfile::tempdir().unwrap();
-        let p = ReadPool::new(d.path().join("missing.db"), 2, Duration::from_secs(1));
+        let p = ReadPool::new(d.path().join("missing.db"), 2, settings(0));
         let e = p.read(|_| Ok(())).await.unwrap_err();
         assert!(matches!(e, StoreError::Open { .. }), "{e:?}");
     }
