@@ -247,6 +247,15 @@ impl Writer {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
         let n = pending.len() as u64;
+        // Counted before the callers hear of it: whoever has seen a write commit must find
+        // it in the stats (a test reading them right after its writes raced this).
+        if ok {
+            self.stats.commits.fetch_add(1, Ordering::Relaxed);
+            self.stats.writes.fetch_add(n, Ordering::Relaxed);
+            self.stats
+                .largest_batch
+                .fetch_max(size as u64, Ordering::Relaxed);
+        }
         for deliver in pending {
             deliver(match &committed {
                 Ok(()) => Ok(()),
@@ -259,11 +268,6 @@ impl Writer {
         let outcome = if ok { "committed" } else { "error" };
         metrics::counter!(m::STORE_WRITES_TOTAL, "db" => label, "outcome" => outcome).increment(n);
         if ok {
-            self.stats.commits.fetch_add(1, Ordering::Relaxed);
-            self.stats.writes.fetch_add(n, Ordering::Relaxed);
-            self.stats
-                .largest_batch
-                .fetch_max(size as u64, Ordering::Relaxed);
             if let CheckpointPolicy::Store { wal_bytes } = self.policy {
                 let frames = WAL_FRAMES.with(Cell::get).max(0) as u64;
                 if frames * (page_size + 24) > wal_bytes {
