@@ -220,6 +220,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("log.format") && msg.contains("xml"), "{msg}");
+        // SQLite would clamp a larger mapping silently.
+        let p = write(&d, "[store]\nreader_mmap_bytes = 4294967296\n");
+        let msg = load_t(Some(&p), &Overrides::default(), "GLEANER_T_BAD_")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("store.reader_mmap_bytes") && msg.contains("2147418112"),
+            "{msg}"
+        );
+        let p = write(&d, "[store]\nreader_mmap_bytes = 2147418112\n");
+        let c = load_t(Some(&p), &Overrides::default(), "GLEANER_T_BAD_").unwrap();
+        assert_eq!(c.store.reader_mmap_bytes, crate::config::MAX_MMAP_BYTES);
     }
 
     #[test]
@@ -255,22 +267,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("GLEANER_T_ENV_STORE__MAX_BATCH"), "{msg}");
-    }
-
-    #[test]
-    fn a_mapping_beyond_sqlites_limit_is_refused_not_clamped() {
-        let d = tempfile::tempdir().unwrap();
-        let p = write(&d, "[store]\nreader_mmap_bytes = 4294967296\n");
-        let msg = load_t(Some(&p), &Overrides::default(), "GLEANER_T_MMAP_")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            msg.contains("store.reader_mmap_bytes") && msg.contains("2147418112"),
-            "{msg}"
-        );
-        let p = write(&d, "[store]\nreader_mmap_bytes = 2147418112\n");
-        let c = load_t(Some(&p), &Overrides::default(), "GLEANER_T_MMAP2_").unwrap();
-        assert_eq!(c.store.reader_mmap_bytes, crate::config::MAX_MMAP_BYTES);
     }
 
     #[test]
