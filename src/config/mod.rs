@@ -459,7 +459,7 @@ impl Config {
         check(
             s.reader_mmap_bytes <= MAX_MMAP_BYTES,
             "store.reader_mmap_bytes",
-            "bytes from 0 (off) to 2147418112 (SQLite's build limit)",
+            &format!("bytes from 0 (off) to {MAX_MMAP_BYTES} (SQLite's build limit)"),
         );
         check(
             s.busy_timeout_ms <= 600_000,
