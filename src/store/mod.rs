@@ -347,4 +347,27 @@ mod tests {
         store.close().await;
         assert!(matches!(db.ping().await, Err(StoreError::Closed)));
     }
+
+    #[tokio::test]
+    async fn reader_connections_map_what_store_reader_mmap_bytes_says() {
+        let dir = tempfile::tempdir().unwrap();
+        for bytes in [0u64, 1 << 20] {
+            let cfg = StoreConfig {
+                data_dir: dir.path().join(bytes.to_string()),
+                reader_mmap_bytes: bytes,
+                ..StoreConfig::default()
+            };
+            let store = Store::open(&cfg, CheckpointPolicy::External).await.unwrap();
+            let mapped: i64 = store
+                .control()
+                .read(|c| {
+                    c.query_row("PRAGMA mmap_size", [], |r| r.get(0))
+                        .map_err(StoreError::from_sqlite)
+                })
+                .await
+                .unwrap();
+            assert_eq!(mapped, bytes as i64);
+            store.close().await;
+        }
+    }
 }
