@@ -103,7 +103,7 @@ pub(crate) fn open_aux(path: &Path, busy_timeout: Duration) -> Result<Connection
 
 /// A read-only connection. With `mmap_bytes` > 0 SQLite reads the first that many bytes of
 /// the database file through a shared mapping instead of `pread` (the WAL is always read
-/// with `pread`): no system call and no copy per page, 4-8% of a record list request's
+/// with `pread`): no system call and no copy per page, 4-14% of a record list request's
 /// CPU when the pages are in the OS cache (docs/benchmarks.md). Off by default for the reasons on
 /// `store.reader_mmap_bytes`.
 pub(crate) fn open_reader(
