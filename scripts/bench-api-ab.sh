@@ -32,7 +32,8 @@ cleanup() {
 trap cleanup EXIT
 export GLEANER_AUTH__SECRET=bench-server-secret-0123456789abcdef
 export GLEANER_STORE__TENANT_SYNCHRONOUS=normal
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# Every round restarts the server on this port: one from outside the ephemeral range.
+PORT=$(python3 "$(dirname "$0")/free-port.py")
 FIRST=${1%%:*}
 
 echo "==> seeding $N records with $FIRST"

@@ -46,7 +46,7 @@ echo; echo "==> seeding $N records"
 /usr/bin/time -f "seed: %e s wall, %U+%S s CPU, %M KiB max RSS" \
   "$BIN" bench-seed --tenant bench --records "$N" --plain-copy "$WORK/bench.db" --data-dir "$WORK/data"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 scripts/free-port.py; }
 wait_http() {
   for _ in $(seq 1 200); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
   echo "no answer from $1" >&2; exit 1

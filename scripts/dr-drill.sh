@@ -55,7 +55,7 @@ trap cleanup EXIT
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'dr-drill: FAIL: %s\n' "$*" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+free_port() { python3 "$ROOT/scripts/free-port.py"; }
 now() { date +%s.%N; }
 # Polls "$@" until it succeeds, for at most $1 seconds.
 wait_for() {

@@ -102,7 +102,7 @@ wait_for() {
     done
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+free_port() { python3 "$ROOT/scripts/free-port.py"; }
 port_busy() { python3 -c 'import socket,sys; s=socket.socket(); sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "$1"; }
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@"; }
 

@@ -75,6 +75,13 @@ impl AppError {
 
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn serve(cfg: Config) -> Result<(), AppError> {
+    serve_on(cfg, None).await
+}
+
+/// [`serve`] on a listener the caller bound earlier (`gleaner demo` binds its API port
+/// before harvesting, so no outgoing connection can take that port in the meantime);
+/// `None` binds `http.listen` here.
+pub async fn serve_on(cfg: Config, bound: Option<std::net::TcpListener>) -> Result<(), AppError> {
     let admin_token = cfg.admin_token()?;
     let prometheus = telemetry::prometheus();
     let cpu = CpuPool::new(&cfg.cpu)?;
@@ -124,12 +131,16 @@ pub async fn serve(cfg: Config) -> Result<(), AppError> {
             }
         })
     });
-    let listener = tokio::net::TcpListener::bind(cfg.http.listen)
-        .await
-        .map_err(|source| AppError::Bind {
-            addr: cfg.http.listen,
-            source,
-        })?;
+    let listener = match bound {
+        Some(l) => l
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpListener::from_std(l)),
+        None => tokio::net::TcpListener::bind(cfg.http.listen).await,
+    }
+    .map_err(|source| AppError::Bind {
+        addr: cfg.http.listen,
+        source,
+    })?;
     let addr = listener.local_addr().map_err(|source| AppError::Bind {
         addr: cfg.http.listen,
         source,

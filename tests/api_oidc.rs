@@ -4,6 +4,7 @@
 //! issuer, not-yet-valid, missing claims).
 
 mod api_support;
+mod ports;
 
 use std::time::{Duration, Instant};
 
@@ -153,11 +154,8 @@ async fn jwks_rotation_and_attacks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_issuer_is_a_retryable_error_not_a_crash() {
     let k1 = Signer::es256("k1");
-    // A port nobody listens on (bound, then closed).
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // A port nobody listens on (free, and outside the range other sockets are given).
+    let addr = format!("127.0.0.1:{}", ports::free_port());
     let dir = tempfile::tempdir().unwrap();
     let srv = start(
         dir.path(),

@@ -1,6 +1,7 @@
 //! Configuration through the real binary: precedence, and every rejection with exit codes.
 
 mod common;
+mod ports;
 
 use std::time::Duration;
 
@@ -10,14 +11,6 @@ fn write(dir: &std::path::Path, name: &str, body: &str) -> std::path::PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, body).unwrap();
     p
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -62,7 +55,7 @@ fn precedence_file_then_env_then_flag() {
 #[test]
 fn precedence_decides_the_listen_address_of_serve() {
     let dir = tempfile::tempdir().unwrap();
-    let (pf, pe, pc) = (free_port(), free_port(), free_port());
+    let (pf, pe, pc) = (ports::free_port(), ports::free_port(), ports::free_port());
     let cfg = write(
         dir.path(),
         "g.toml",

@@ -4,6 +4,7 @@
 //! never overwritten without --force; --if-db-not-exists and --if-replica-exists skip
 //! without error and without touching OUT.
 
+mod ports;
 mod replicate_support;
 
 use std::fs;

@@ -10,6 +10,7 @@
 //! (b) a database replicated by `litestream replicate`, restored by `gleaner restore`:
 //!     byte-identical to litestream's own restore.
 
+mod ports;
 mod replicate_support;
 
 use std::path::Path;

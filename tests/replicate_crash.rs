@@ -6,6 +6,7 @@
 //! restore of the same replica is byte-identical to Gleaner's.
 
 mod common;
+mod ports;
 mod replicate_support;
 
 use std::path::Path;

@@ -4,6 +4,7 @@
 //! errors for wrong credentials and a missing bucket.
 
 mod common;
+mod ports;
 mod replicate_support;
 
 use std::time::{Duration, Instant};

@@ -105,14 +105,13 @@ client_secret = "secret:demo-client"
     ]
 }
 
-/// A free loopback port (bound and released; the API binds it again right after).
-fn free_port(listen: SocketAddr) -> Result<SocketAddr, CommandError> {
-    if listen.port() != 0 {
-        return Ok(listen);
-    }
-    let l = std::net::TcpListener::bind(listen)
-        .map_err(|e| CommandError::Io(format!("cannot bind {listen}: {e}")))?;
-    l.local_addr().map_err(|e| CommandError::Io(e.to_string()))
+/// Binds the API's address now and keeps it bound through the harvest: a port picked and
+/// released here could be taken meanwhile as the local port of one of the harvest's own
+/// outgoing connections (port 0 and outgoing connections draw from the same range).
+/// Connections that arrive before the API serves wait in the listen backlog.
+fn bind_api(listen: SocketAddr) -> Result<std::net::TcpListener, CommandError> {
+    std::net::TcpListener::bind(listen)
+        .map_err(|e| CommandError::Io(format!("cannot listen on {listen} (http.listen): {e}")))
 }
 
 /// `gleaner demo`.
@@ -128,7 +127,10 @@ pub async fn demo(mut cfg: Config, entities: u32, show_progress: bool) -> Result
     });
     // The sample site is on loopback, which harvests may not reach by default.
     cfg.harvest.allow_private_targets = true;
-    cfg.http.listen = free_port(cfg.http.listen)?;
+    let api_listener = bind_api(cfg.http.listen)?;
+    cfg.http.listen = api_listener
+        .local_addr()
+        .map_err(|e| CommandError::Io(e.to_string()))?;
     let token = match cfg.admin_token().map_err(crate::app::AppError::from)? {
         Some(t) => t,
         None => {
@@ -189,6 +191,6 @@ Ctrl-C stops the demo; its data stays in {data}.
         db = cfg.store.data_dir.join("tenants/demo.db").display(),
         data = cfg.store.data_dir.display(),
     );
-    crate::app::serve(cfg).await?;
+    crate::app::serve_on(cfg, Some(api_listener)).await?;
     Ok(())
 }

@@ -2,10 +2,10 @@
 //! `weed`), a SeaweedFS S3 gateway on loopback with an identity config, replica backends
 //! (file and S3) with the URLs both tools take, and database content fingerprints.
 //! Missing tools fail the test with the install command; nothing is skipped silently.
+//! A test file that includes this module includes `ports` too (the S3 server's ports).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -70,14 +70,6 @@ pub fn run(mut c: Command) -> Output {
     c.output().expect("run command")
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Polls `f` until it returns Some or the deadline passes.
 pub fn wait_for<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + within;
@@ -114,7 +106,7 @@ impl S3Server {
             ),
         )
         .unwrap();
-        let ports = [(); 9].map(|_| free_port());
+        let ports = [(); 9].map(|_| crate::ports::free_port());
         let mut s = S3Server {
             child: None,
             dir: dir.to_path_buf(),

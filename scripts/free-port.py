@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Prints COUNT (default 1) distinct loopback TCP ports, free now, for servers a script
+starts and that bind some time later.
+
+Not port 0's answer: a port the kernel hands out for port 0 and that is then released can
+be taken before the server binds it, as the local port of any outgoing connection, since
+both come from the ephemeral range. These come from below that range, which the kernel
+never hands out on its own (the same policy as tests/ports/mod.rs).
+"""
+import random
+import socket
+import sys
+
+FLOOR = 10000
+
+
+def port_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(v) for v in f.read().split())
+    except (OSError, ValueError):
+        lo, hi = 32768, 60999
+    if lo > FLOOR + 1000:
+        return FLOOR, lo
+    if hi + 1000 < 65535:
+        return hi + 1, 65536
+    sys.exit(f"free-port: ip_local_port_range {lo}-{hi} leaves no ports outside it")
+
+
+def bindable(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def main():
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+    start, end = port_range()
+    span = end - start
+    at = random.randrange(span)
+    found = []
+    for i in range(span):
+        port = start + (at + i) % span
+        if bindable(port):
+            found.append(port)
+            if len(found) == count:
+                print("\n".join(map(str, found)))
+                return
+    sys.exit(f"free-port: fewer than {count} free loopback ports in {start}-{end}")
+
+
+if __name__ == "__main__":
+    main()
