@@ -5,8 +5,15 @@
 #
 #   scripts/build-image.sh [IMAGE]   # default: gleaner:local, also tagged gleaner:<version>
 #
-# Env: STATIC_TARGET_DIR (default: target-static in the repo) keeps the static build
-# apart from the normal target dir, whose RUSTFLAGS differ.
+# The static binary is the release build relinked: `-C target-feature=+crt-static` goes to
+# the final rustc invocation only (`cargo rustc`), so every dependency compiled by
+# `cargo build --release` is reused and only the binary crate is compiled and linked again
+# (about 3 minutes here, against 7.5 for a second release build with RUSTFLAGS). That is
+# sound for this dependency graph: the libc crates' static-or-dynamic link attributes are
+# `cfg(target_feature = "crt-static")` evaluated at the final link, as for the prebuilt std,
+# and no dependency compiles different Rust or C code for it on this target (only msvc and
+# windows-only paths do). `file` and `ldd` below check the result. Cargo keeps both
+# variants in its cache; the normal build is put back at target/release/gleaner after.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/packaging/common.sh"
 
@@ -16,17 +23,31 @@ tags=(-t "$IMAGE")
 [ $# -eq 0 ] && tags+=(-t "gleaner:$version")
 TRIPLE=x86_64-unknown-linux-gnu
 UID_GID=65532
-STATIC_TARGET_DIR="${STATIC_TARGET_DIR:-$ROOT/target-static}"
 
 cd "$ROOT"
 command -v docker >/dev/null || die "docker not found"
 [ "$(uname -m)" = x86_64 ] || die "this script builds for $TRIPLE only"
 
-log "static build (target dir $STATIC_TARGET_DIR)"
-# --target keeps RUSTFLAGS away from build scripts and proc macros.
-RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$STATIC_TARGET_DIR" \
-    cargo build --release --locked --target "$TRIPLE" --bin gleaner
-bin="$STATIC_TARGET_DIR/$TRIPLE/release/gleaner"
+[ "$(rustc -vV | sed -n 's/^host: //p')" = "$TRIPLE" ] || die "this script builds on $TRIPLE only"
+log "static build (the release build relinked with +crt-static)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+ctx="$work/context" # what docker build gets: the rootfs tar and the Dockerfile only
+mkdir "$ctx"
+cargo rustc --release --locked --bin gleaner --message-format=json-render-diagnostics \
+    -- -C target-feature=+crt-static > "$work/cargo.json"
+built="$(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "gleaner":
+        print(m["executable"])
+' "$work/cargo.json")"
+[ -x "$built" ] || die "cargo rustc named no gleaner executable"
+bin="$work/gleaner-static"
+cp "$built" "$bin"
+# Put the normal (dynamic) release binary back where the deb and the benchmarks take it.
+cargo build --release --locked --quiet --bin gleaner
 
 # A scratch image has no loader and no libc: the binary must not need either.
 file_out="$(file -b "$bin")"
@@ -42,8 +63,6 @@ esac
 log "static binary OK: file: ${file_out%%,*}, $(echo "$file_out" | grep -o 'static[-a-z ]*linked'); ldd: $(echo "$ldd_out" | xargs)"
 
 umask 022 # the image's directories get their modes from here
-ctx="$(mktemp -d)"
-trap 'rm -rf "$ctx"' EXIT
 root="$ctx/rootfs"
 install -d -m 0755 "$root/usr/bin" "$root/etc/ssl/certs" "$root/var/lib"
 install -d -m 1777 "$root/tmp"

@@ -16,8 +16,7 @@
 #
 # Installs what it needs (apt-get; pip into .tools/venv, pinned), prints PASS/FAIL per
 # check, exits non-zero on any failure, and removes the package, containers, volumes,
-# images and processes it created. Env: CARGO_TARGET_DIR (normal builds),
-# STATIC_TARGET_DIR (static build, default target-static), PKGTEST_BINARY (a gleaner binary
+# images and processes it created. Env: CARGO_TARGET_DIR, PKGTEST_BINARY (a gleaner binary
 # already built, used instead of a release build by helm and obs), VERBOSE=1 (full logs). Not
 # named GLEANER_*: the binary would take those for configuration keys.
 set -uo pipefail

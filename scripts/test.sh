@@ -14,8 +14,9 @@ export CARGO_TERM_COLOR=never
 # A fresh clone gains nothing from incremental caches, and they cost gigabytes of disk.
 export CARGO_INCREMENTAL=0
 
-step() { printf '\n==> %s\n' "$*"; }
 started=$(date +%s)
+# Each step says when it starts, so a CI log shows where the time goes.
+step() { printf '\n==> [%ss] %s\n' "$(( $(date +%s) - started ))" "$*"; }
 
 step "tools"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
