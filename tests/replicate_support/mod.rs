@@ -165,9 +165,19 @@ impl S3Server {
                     break;
                 }
             }
+            // weed exits on a fatal start-up error (a port taken, say): say so at once
+            // instead of waiting out the deadline.
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
             assert!(
-                Instant::now() < deadline,
-                "SeaweedFS S3 gateway did not start; log:\n{}",
+                exited.is_none() && Instant::now() < deadline,
+                "SeaweedFS S3 gateway did not start ({}); log:\n{}",
+                match exited {
+                    Some(st) => format!("weed exited: {st}"),
+                    None => "no answer within 60 s".into(),
+                },
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(200));
