@@ -12,8 +12,8 @@
 # sound for this dependency graph: the libc crates' static-or-dynamic link attributes are
 # `cfg(target_feature = "crt-static")` evaluated at the final link, as for the prebuilt std,
 # and no dependency compiles different Rust or C code for it on this target (only msvc and
-# windows-only paths do). `file` and `ldd` below check the result. Cargo keeps both
-# variants in its cache; the normal build is put back at target/release/gleaner after.
+# windows-only paths do). `file` and `ldd` below check the result. Cargo caches both
+# variants; target/release/gleaner is the static one until the next `cargo build --release`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/packaging/common.sh"
 
@@ -26,28 +26,18 @@ UID_GID=65532
 
 cd "$ROOT"
 command -v docker >/dev/null || die "docker not found"
-[ "$(uname -m)" = x86_64 ] || die "this script builds for $TRIPLE only"
-
 [ "$(rustc -vV | sed -n 's/^host: //p')" = "$TRIPLE" ] || die "this script builds on $TRIPLE only"
+
 log "static build (the release build relinked with +crt-static)"
+cargo rustc --release --locked --bin gleaner -- -C target-feature=+crt-static
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 ctx="$work/context" # what docker build gets: the rootfs tar and the Dockerfile only
 mkdir "$ctx"
-cargo rustc --release --locked --bin gleaner --message-format=json-render-diagnostics \
-    -- -C target-feature=+crt-static > "$work/cargo.json"
-built="$(python3 -c '
-import json, sys
-for line in open(sys.argv[1]):
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "gleaner":
-        print(m["executable"])
-' "$work/cargo.json")"
-[ -x "$built" ] || die "cargo rustc named no gleaner executable"
+# Copied at once: the next `cargo build --release` (cargo-deb runs one) puts the dynamic
+# binary back at this path, from cache when it was built before.
 bin="$work/gleaner-static"
-cp "$built" "$bin"
-# Put the normal (dynamic) release binary back where the deb and the benchmarks take it.
-cargo build --release --locked --quiet --bin gleaner
+cp "${CARGO_TARGET_DIR:-$ROOT/target}/release/gleaner" "$bin"
 
 # A scratch image has no loader and no libc: the binary must not need either.
 file_out="$(file -b "$bin")"

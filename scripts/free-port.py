@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Prints COUNT (default 1) distinct loopback TCP ports, free now, for servers a script
-starts and that bind some time later.
+"""Prints a loopback TCP port, free now, for a server a script starts and that binds it some
+time later.
 
 Not port 0's answer: a port the kernel hands out for port 0 and that is then released can
 be taken before the server binds it, as the local port of any outgoing connection, since
@@ -37,19 +37,15 @@ def bindable(port):
 
 
 def main():
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 1
     start, end = port_range()
     span = end - start
     at = random.randrange(span)
-    found = []
     for i in range(span):
         port = start + (at + i) % span
         if bindable(port):
-            found.append(port)
-            if len(found) == count:
-                print("\n".join(map(str, found)))
-                return
-    sys.exit(f"free-port: fewer than {count} free loopback ports in {start}-{end}")
+            print(port)
+            return
+    sys.exit(f"free-port: no free loopback port in {start}-{end}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ use rand::Rng;
 
 use super::harvest::{describe, ensure_tenant, open, run_with_progress};
 use super::CommandError;
+use crate::app::AppError;
 use crate::config::{Config, Secret};
 use crate::harvest::source::SourceDef;
 use crate::tenant::TenantId;
@@ -109,9 +110,14 @@ client_secret = "secret:demo-client"
 /// released here could be taken meanwhile as the local port of one of the harvest's own
 /// outgoing connections (port 0 and outgoing connections draw from the same range).
 /// Connections that arrive before the API serves wait in the listen backlog.
-fn bind_api(listen: SocketAddr) -> Result<std::net::TcpListener, CommandError> {
-    std::net::TcpListener::bind(listen)
-        .map_err(|e| CommandError::Io(format!("cannot listen on {listen} (http.listen): {e}")))
+fn bind_api(listen: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), AppError> {
+    let bind = |source| AppError::Bind {
+        addr: listen,
+        source,
+    };
+    let l = std::net::TcpListener::bind(listen).map_err(bind)?;
+    let addr = l.local_addr().map_err(bind)?;
+    Ok((l, addr))
 }
 
 /// `gleaner demo`.
@@ -127,11 +133,9 @@ pub async fn demo(mut cfg: Config, entities: u32, show_progress: bool) -> Result
     });
     // The sample site is on loopback, which harvests may not reach by default.
     cfg.harvest.allow_private_targets = true;
-    let api_listener = bind_api(cfg.http.listen)?;
-    cfg.http.listen = api_listener
-        .local_addr()
-        .map_err(|e| CommandError::Io(e.to_string()))?;
-    let token = match cfg.admin_token().map_err(crate::app::AppError::from)? {
+    let (api_listener, api_addr) = bind_api(cfg.http.listen)?;
+    cfg.http.listen = api_addr;
+    let token = match cfg.admin_token().map_err(AppError::from)? {
         Some(t) => t,
         None => {
             let bytes: [u8; 24] = rand::rng().random();

@@ -32,24 +32,25 @@ fn range() -> (u32, u32) {
     }
 }
 
-fn next() -> &'static AtomicU32 {
-    static NEXT: OnceLock<AtomicU32> = OnceLock::new();
-    NEXT.get_or_init(|| {
+/// The range to walk (read once) and the next offset into it.
+fn state() -> &'static (u32, u32, AtomicU32) {
+    static STATE: OnceLock<(u32, u32, AtomicU32)> = OnceLock::new();
+    STATE.get_or_init(|| {
         let (start, end) = range();
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         let seed = std::process::id() ^ t.subsec_nanos();
-        AtomicU32::new(seed % (end - start))
+        (start, end, AtomicU32::new(seed % (end - start)))
     })
 }
 
 /// A loopback TCP port that is free now and that no other call in this process returns.
 pub fn free_port() -> u16 {
-    let (start, end) = range();
+    let (start, end, next) = state();
     let span = end - start;
     for _ in 0..span {
-        let port = (start + next().fetch_add(1, Ordering::Relaxed) % span) as u16;
+        let port = (start + next.fetch_add(1, Ordering::Relaxed) % span) as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }

@@ -154,7 +154,8 @@ impl S3Server {
         self.child = Some(child);
         let addr = format!("127.0.0.1:{}", p[6]);
         let log = self.log.clone();
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let within = Duration::from_secs(60);
+        let deadline = Instant::now() + within;
         loop {
             if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
                 use std::io::{Read, Write};
@@ -176,7 +177,7 @@ impl S3Server {
                 "SeaweedFS S3 gateway did not start ({}); log:\n{}",
                 match exited {
                     Some(st) => format!("weed exited: {st}"),
-                    None => "no answer within 60 s".into(),
+                    None => format!("no answer within {within:?}"),
                 },
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
