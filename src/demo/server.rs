@@ -3,10 +3,13 @@
 //! Behaves like the sites Gleaner's users harvest: listings set a `JSESSIONID` cookie and
 //! detail pages redirect to the first listing without it; HTML is windows-1252; pages carry
 //! ETags and answer `If-None-Match` with 304; the JSON API wants an OAuth2 client-credentials
-//! token. `POST /_control/revision/{n}` changes the content so re-harvests see changes.
+//! token. `POST /_control/revision/{n}` changes the content so re-harvests see changes;
+//! `POST /_control/session-pages/{n}` makes each session expire after `n` detail pages (0:
+//! never), as the registries whose sessions last seconds do, and
+//! `POST /_control/sessions-closed/{0|1}` stops the listings from opening new sessions.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, Query, State};
@@ -23,6 +26,8 @@ pub const CLIENT_ID: &str = "demo";
 pub const CLIENT_SECRET: &str = "demo-secret";
 /// Most live tokens remembered; older ones stop working (bounded memory).
 const MAX_TOKENS: usize = 64;
+/// Most live sessions remembered when sessions expire; past it every session ends.
+const MAX_SESSIONS: usize = 4096;
 
 #[derive(Clone)]
 struct SiteState {
@@ -30,6 +35,22 @@ struct SiteState {
     revision: Arc<AtomicU32>,
     sessions: Arc<AtomicU64>,
     tokens: Arc<Mutex<VecDeque<String>>>,
+    /// Detail pages one session may show (0: unlimited, and any session id is taken).
+    session_pages: Arc<AtomicU32>,
+    /// Listings open no new session.
+    sessions_closed: Arc<AtomicBool>,
+    /// Live sessions and the detail pages each has shown (only while pages are limited).
+    live: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+/// The `JSESSIONID` a request carries.
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .flat_map(|c| c.split(';'))
+        .find_map(|kv| kv.trim().strip_prefix("JSESSIONID=").map(str::to_owned))
 }
 
 impl SiteState {
@@ -48,6 +69,9 @@ pub fn router(entities: u32) -> Router {
         revision: Arc::new(AtomicU32::new(0)),
         sessions: Arc::new(AtomicU64::new(0)),
         tokens: Arc::new(Mutex::new(VecDeque::new())),
+        session_pages: Arc::new(AtomicU32::new(0)),
+        sessions_closed: Arc::new(AtomicBool::new(false)),
+        live: Arc::new(Mutex::new(HashMap::new())),
     };
     Router::new()
         .route(
@@ -63,6 +87,8 @@ pub fn router(entities: u32) -> Router {
         .route("/oauth/token", post(token))
         .route("/api/v1/standards", get(api))
         .route("/_control/revision/{n}", post(set_revision))
+        .route("/_control/session-pages/{n}", post(set_session_pages))
+        .route("/_control/sessions-closed/{n}", post(set_sessions_closed))
         .with_state(st)
 }
 
@@ -124,17 +150,54 @@ async fn listing(
     } else {
         html_1252(html, etag)
     };
-    let has_session = headers
-        .get(header::COOKIE)
-        .and_then(|c| c.to_str().ok())
-        .is_some_and(|c| c.contains("JSESSIONID="));
-    if !has_session {
+    let limited = st.session_pages.load(Ordering::Relaxed) > 0;
+    let has_session = match session_id(&headers) {
+        Some(id) if limited => st.live.lock().map(|l| l.contains_key(&id)).unwrap_or(false),
+        Some(_) => true,
+        None => false,
+    };
+    if !has_session && !st.sessions_closed.load(Ordering::Relaxed) {
         let n = st.sessions.fetch_add(1, Ordering::Relaxed);
-        if let Ok(v) = format!("JSESSIONID=S{n:08X}; Path=/registry; HttpOnly").parse() {
+        let id = format!("S{n:08X}");
+        if limited {
+            if let Ok(mut l) = st.live.lock() {
+                if l.len() >= MAX_SESSIONS {
+                    l.clear();
+                }
+                l.insert(id.clone(), 0);
+            }
+        }
+        if let Ok(v) = format!("JSESSIONID={id}; Path=/registry; HttpOnly").parse() {
             resp.headers_mut().insert(header::SET_COOKIE, v);
         }
     }
     resp
+}
+
+/// Whether the request's session may show one more detail page (and counts it).
+fn session_allows_detail(st: &SiteState, headers: &HeaderMap) -> bool {
+    let Some(id) = session_id(headers).filter(|id| id.starts_with('S')) else {
+        return false;
+    };
+    let limit = st.session_pages.load(Ordering::Relaxed);
+    if limit == 0 {
+        return true;
+    }
+    let Ok(mut live) = st.live.lock() else {
+        return false;
+    };
+    match live.get_mut(&id) {
+        Some(used) if *used < limit => {
+            *used += 1;
+            true
+        }
+        Some(_) => {
+            // Expired: the server forgets it, so the listing opens a new one.
+            live.remove(&id);
+            false
+        }
+        None => false,
+    }
 }
 
 #[derive(Deserialize)]
@@ -143,11 +206,7 @@ struct IdQ {
 }
 
 async fn detail(State(st): State<SiteState>, headers: HeaderMap, Query(q): Query<IdQ>) -> Response {
-    let has_session = headers
-        .get(header::COOKIE)
-        .and_then(|c| c.to_str().ok())
-        .is_some_and(|c| c.contains("JSESSIONID=S"));
-    if !has_session {
+    if !session_allows_detail(&st, &headers) {
         // What the JSP sites do: no session, back to the start.
         return axum::response::Redirect::to("/registry/list.jsp?page=1").into_response();
     }
@@ -266,6 +325,19 @@ async fn api(State(st): State<SiteState>, headers: HeaderMap, Query(q): Query<Ap
 
 async fn set_revision(State(st): State<SiteState>, Path(n): Path<u32>) -> StatusCode {
     st.revision.store(n, Ordering::Relaxed);
+    StatusCode::NO_CONTENT
+}
+
+async fn set_session_pages(State(st): State<SiteState>, Path(n): Path<u32>) -> StatusCode {
+    st.session_pages.store(n, Ordering::Relaxed);
+    if let Ok(mut l) = st.live.lock() {
+        l.clear();
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn set_sessions_closed(State(st): State<SiteState>, Path(n): Path<u32>) -> StatusCode {
+    st.sessions_closed.store(n != 0, Ordering::Relaxed);
     StatusCode::NO_CONTENT
 }
 
