@@ -3,7 +3,8 @@
 //! Decoding: a BOM, else the source's `encoding`, else the Content-Type charset, else
 //! UTF-8 (spreadsheet exports are commonly windows-1252 sent as `text/csv` with no
 //! charset, hence the override). Rows with too few cells leave fields out, rows with too
-//! many are reported; a malformed row is skipped with a warning, not the whole file.
+//! many are reported; a row that cannot be read is not stored, and makes the file an error
+//! for the run (its other rows are stored) so its record is not taken for removed.
 
 use std::collections::HashSet;
 
@@ -23,6 +24,9 @@ pub struct CsvPage {
     pub columns: Vec<String>,
     pub records: Vec<ExtractedRecord>,
     pub warnings: Vec<Warning>,
+    /// Why some rows were not read (unreadable, or past the per-page cap): the file is an
+    /// error, so a complete run cannot take those rows' records for removed.
+    pub incomplete: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,18 +118,21 @@ pub fn extract_csv(
 
     let mut records = Vec::new();
     let mut keys = HashSet::new();
+    let mut unreadable: Vec<String> = Vec::new();
+    let mut capped = false;
     for (i, row) in rows.enumerate() {
         if records.len() >= MAX_RECORDS_PER_PAGE {
-            warnings.push(
-                None,
-                format!("more than {MAX_RECORDS_PER_PAGE} rows; the rest were skipped"),
-            );
+            capped = true;
             break;
         }
         let row = match row {
             Ok(r) => r,
             Err(e) => {
-                warnings.push(Some(i), format!("row unreadable: {e}; skipped"));
+                if unreadable.len() < 3 {
+                    unreadable.push(format!("row {}: {e}", i + 1));
+                } else if unreadable.len() == 3 {
+                    unreadable.push("...".into());
+                }
                 continue;
             }
         };
@@ -173,7 +180,23 @@ pub fn extract_csv(
             Err(why) => warnings.push(Some(i), format!("{why}; row skipped")),
         }
     }
+    let incomplete = match (unreadable.is_empty(), capped) {
+        (true, false) => None,
+        (true, true) => Some(format!(
+            "more than {MAX_RECORDS_PER_PAGE} rows; the rest were not read"
+        )),
+        (false, _) => Some(format!(
+            "rows that cannot be read were not stored ({}){}",
+            unreadable.join("; "),
+            if capped {
+                format!("; and more than {MAX_RECORDS_PER_PAGE} rows")
+            } else {
+                String::new()
+            }
+        )),
+    };
     Ok(CsvPage {
+        incomplete,
         columns,
         records,
         warnings: warnings.finish(),

@@ -81,6 +81,9 @@ pub struct JsonPage {
     pub records: Vec<ExtractedRecord>,
     pub next: Option<NextRequest>,
     pub warnings: Vec<Warning>,
+    /// Why some records of the page were not read (past the per-page cap): the page is an
+    /// error, so a complete run cannot take the unread records for removed.
+    pub incomplete: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -270,12 +273,12 @@ pub fn extract_json_page(
     }
     let count = nodes.len();
     let mut records = Vec::with_capacity(count.min(MAX_RECORDS_PER_PAGE));
+    let mut incomplete = None;
     for (i, node) in nodes.into_iter().enumerate() {
         if i >= MAX_RECORDS_PER_PAGE {
-            warnings.push(
-                None,
-                format!("more than {MAX_RECORDS_PER_PAGE} records; the rest were skipped"),
-            );
+            incomplete = Some(format!(
+                "more than {MAX_RECORDS_PER_PAGE} records; the rest were not read"
+            ));
             break;
         }
         let Value::Object(fields) = node else {
@@ -297,6 +300,7 @@ pub fn extract_json_page(
     let next = next_request(&doc, headers, src, state, count, &mut warnings);
     Ok(JsonPage {
         records,
+        incomplete,
         next,
         warnings: warnings.finish(),
     })

@@ -38,6 +38,9 @@ pub struct Sitemap {
     pub kind: SitemapKind,
     pub entries: Vec<SitemapEntry>,
     pub warnings: Vec<Warning>,
+    /// Why entries may be missing (the XML broke off, or past the entry cap): the sitemap
+    /// is then an error for the run, so the pages it did not list are not taken for removed.
+    pub incomplete: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,6 +115,7 @@ fn parse_text(url: &Url, text: &str) -> Result<Sitemap, SitemapError> {
     let mut loc = String::new();
     let mut lastmod = String::new();
     let mut truncated = false;
+    let mut incomplete = None;
     let mut depth = 0usize;
     loop {
         let event = match reader.read_event() {
@@ -119,13 +123,12 @@ fn parse_text(url: &Url, text: &str) -> Result<Sitemap, SitemapError> {
             // A sitemap cut short (a truncated download, a broken generator) still lists
             // the entries before the break; keep them and say where it broke.
             Err(e) if kind.is_some() => {
-                warnings.push(
-                    None,
-                    format!(
-                        "XML error at byte {}: {e}; entries after it were not read",
-                        reader.buffer_position()
-                    ),
+                let why = format!(
+                    "XML error at byte {}: {e}; entries after it were not read",
+                    reader.buffer_position()
                 );
+                warnings.push(None, why.clone());
+                incomplete = Some(why);
                 break;
             }
             Err(e) => return Err(xml_err(e, reader.buffer_position())),
@@ -164,11 +167,13 @@ fn parse_text(url: &Url, text: &str) -> Result<Sitemap, SitemapError> {
                         kind: SitemapKind::UrlSet,
                         entries,
                         warnings: warnings.finish(),
+                        incomplete: None,
                     }),
                     "sitemapindex" => Ok(Sitemap {
                         kind: SitemapKind::Index,
                         entries,
                         warnings: warnings.finish(),
+                        incomplete: None,
                     }),
                     other => Err(SitemapError::NotASitemap {
                         url: url.to_string(),
@@ -200,7 +205,9 @@ fn parse_text(url: &Url, text: &str) -> Result<Sitemap, SitemapError> {
             }
             Event::Eof => {
                 if depth > 0 && kind.is_some() {
-                    warnings.push(None, "the sitemap ends before its elements close (truncated?); the last entry may be missing");
+                    let why = "the sitemap ends before its elements close (truncated?); the last entry may be missing";
+                    warnings.push(None, why);
+                    incomplete = Some(why.to_owned());
                 }
                 break;
             }
@@ -214,15 +221,15 @@ fn parse_text(url: &Url, text: &str) -> Result<Sitemap, SitemapError> {
         });
     };
     if truncated {
-        warnings.push(
-            None,
-            format!("more than {MAX_SITEMAP_ENTRIES} entries; the rest were skipped"),
-        );
+        let why = format!("more than {MAX_SITEMAP_ENTRIES} entries; the rest were skipped");
+        warnings.push(None, why.clone());
+        incomplete.get_or_insert(why);
     }
     Ok(Sitemap {
         kind,
         entries,
         warnings: warnings.finish(),
+        incomplete,
     })
 }
 
@@ -370,6 +377,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cut.entries.len(), 1, "entries before a break are kept");
+        assert!(cut.incomplete.as_deref().unwrap().contains("truncated"));
         assert!(
             cut.warnings[0].message.contains("truncated"),
             "{:?}",

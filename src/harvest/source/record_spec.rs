@@ -186,7 +186,11 @@ pub struct FieldSpec {
     /// Every match as an array instead of the first.
     #[serde(default)]
     pub many: bool,
-    /// Skip the record (with a warning) when this field is missing or empty.
+    /// The record is not whole without this field: when it is missing, empty or does not
+    /// convert, the record is an error for its URL, is not stored, and its stored version
+    /// stays as it was; the run is then not complete, so nothing is marked removed. On a
+    /// detail page this is how a page that is not the detail page (a session hub, an error
+    /// page, a new layout) is told apart.
     #[serde(default)]
     pub required: bool,
 }

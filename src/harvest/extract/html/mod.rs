@@ -18,7 +18,7 @@ use self::fields::{field_value, FieldValue};
 use crate::error::ErrorKind;
 use crate::harvest::limits::{MAX_HTML_BYTES, MAX_RECORDS_PER_PAGE};
 use crate::harvest::record::{clean_key, key_from_fields, ExtractedRecord, Warning, Warnings};
-use crate::harvest::source::{DetailSpec, FieldSpec, HtmlSource, KeySpec, RecordSpec};
+use crate::harvest::source::{CssSelector, DetailSpec, FieldSpec, HtmlSource, KeySpec, RecordSpec};
 use crate::harvest::urls::{self, UrlSet};
 
 /// What one listing page yields.
@@ -32,6 +32,19 @@ pub struct PageExtract {
     /// Every `a[href]` / `area[href]` in the crawl scope, normalised and deduplicated.
     pub discovered_links: Vec<Url>,
     pub warnings: Vec<Warning>,
+    /// Records that could not be read whole (a required field missing or bad, or past the
+    /// per-page cap): an error for the page, never stored.
+    pub rejected: Vec<Rejected>,
+}
+
+/// A record on a page that is not stored because it is incomplete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Index of the record on the page; `None` for the records past the per-page cap.
+    pub record: Option<usize>,
+    /// Its key, when the fields it is built from were there.
+    pub key: Option<String>,
+    pub reason: String,
 }
 
 /// A record's detail page.
@@ -60,6 +73,8 @@ pub enum HtmlError {
     TooDeep { url: String, limit: usize },
     #[error("{url}: detail page has no element matching {selector:?}")]
     DetailRootMissing { url: String, selector: String },
+    #[error("{url}: {reason}; the record is not stored")]
+    RequiredMissing { url: String, reason: String },
 }
 
 impl HtmlError {
@@ -68,7 +83,17 @@ impl HtmlError {
             HtmlError::TooLarge { .. } | HtmlError::TooDeep { .. } => ErrorKind::TooLarge,
             // The page is not what the definition expects: fixing means changing one or the
             // other, and retrying the same page fails the same way.
-            HtmlError::DetailRootMissing { .. } => ErrorKind::InvalidInput,
+            HtmlError::DetailRootMissing { .. } | HtmlError::RequiredMissing { .. } => {
+                ErrorKind::InvalidInput
+            }
+        }
+    }
+
+    /// The short class a run's error list shows.
+    pub fn label(&self) -> &'static str {
+        match self {
+            HtmlError::RequiredMissing { .. } => "required_missing",
+            _ => "extract",
         }
     }
 }
@@ -198,11 +223,31 @@ pub fn extract_detail(
         None => doc.root_element(),
     };
     let mut warnings = Warnings::default();
-    let fields = fields_of(root, &spec.fields, &base, None, &mut warnings).unwrap_or_default();
+    let (fields, missing) = fields_of(root, &spec.fields, &base, None, &mut warnings);
+    if let Some(reason) = missing {
+        // The page is not the detail page it should be (a session hub, an error page, a
+        // changed layout): joining it would replace the stored fields with nothing.
+        return Err(HtmlError::RequiredMissing {
+            url: page_url.to_string(),
+            reason,
+        });
+    }
     Ok(DetailExtract {
         fields,
         warnings: warnings.finish(),
     })
+}
+
+/// Whether any element of the page matches `sel` (a source's `session.lost` marker). A
+/// page too large or too deep to parse matches nothing; its extraction reports why.
+pub fn page_matches(html: &str, sel: &CssSelector) -> bool {
+    if html.len() > MAX_HTML_BYTES || depth::within(html, depth::MAX_DEPTH).is_err() {
+        return false;
+    }
+    Html::parse_document(html)
+        .select(sel.get())
+        .next()
+        .is_some()
 }
 
 /// The first `<base href>` resolved against the page URL, when it is http(s).
@@ -228,8 +273,8 @@ fn href_of(el: ElementRef<'_>) -> Option<&str> {
     })
 }
 
-/// The fields of one record; `None` (with one warning saying why) when a required field is
-/// missing or bad. Warnings about other fields of a skipped record are dropped: the skip
+/// The fields of one record, and the first required field that is missing or bad (with
+/// why). Warnings about other fields are dropped when a required one fails: the rejection
 /// is what the user needs to see.
 fn fields_of(
     root: ElementRef<'_>,
@@ -237,38 +282,36 @@ fn fields_of(
     base: &Url,
     index: Option<usize>,
     warnings: &mut Warnings,
-) -> Option<Map<String, Value>> {
+) -> (Map<String, Value>, Option<String>) {
     let mut fields = Map::new();
     let mut notes = Vec::new();
+    let mut missing = None;
     for (name, spec) in specs {
         let v = match field_value(root, spec, base) {
             FieldValue::Value(v) => v,
-            FieldValue::Missing if spec.required => {
-                warnings.push(
-                    index,
-                    format!("required field {name:?} is missing; record skipped"),
-                );
-                return None;
-            }
-            FieldValue::Missing => Value::Null,
-            FieldValue::Bad(why) if spec.required => {
-                warnings.push(
-                    index,
-                    format!("required field {name:?}: {why}; record skipped"),
-                );
-                return None;
+            FieldValue::Missing => {
+                if spec.required && missing.is_none() {
+                    missing = Some(format!("required field {name:?} is missing"));
+                }
+                Value::Null
             }
             FieldValue::Bad(why) => {
-                notes.push(format!("field {name:?}: {why}"));
+                if spec.required && missing.is_none() {
+                    missing = Some(format!("required field {name:?}: {why}"));
+                } else {
+                    notes.push(format!("field {name:?}: {why}"));
+                }
                 Value::Null
             }
         };
         fields.insert(name.clone(), v);
     }
-    for n in notes {
-        warnings.push(index, n);
+    if missing.is_none() {
+        for n in notes {
+            warnings.push(index, n);
+        }
     }
-    Some(fields)
+    (fields, missing)
 }
 
 fn records_into(
@@ -282,15 +325,15 @@ fn records_into(
     let mut keys = HashSet::new();
     for (i, el) in doc.select(spec.record.get()).enumerate() {
         if i >= MAX_RECORDS_PER_PAGE {
-            warnings.push(
-                None,
-                format!("more than {MAX_RECORDS_PER_PAGE} records; the rest were skipped"),
-            );
+            // Not a warning: the records past the cap would look removed to a complete run.
+            out.rejected.push(Rejected {
+                record: None,
+                key: None,
+                reason: format!("more than {MAX_RECORDS_PER_PAGE} records; the rest were not read"),
+            });
             break;
         }
-        let Some(fields) = fields_of(el, &spec.fields, base, Some(i), warnings) else {
-            continue;
-        };
+        let (fields, missing) = fields_of(el, &spec.fields, base, Some(i), warnings);
         let detail = spec.detail.as_ref().and_then(|d| {
             el.select(d.link.get())
                 .next()
@@ -301,6 +344,14 @@ fn records_into(
             KeySpec::Url => clean_key(detail.as_ref().unwrap_or(page_url).as_str()),
             other => key_from_fields(&fields, other),
         };
+        if let Some(reason) = missing {
+            out.rejected.push(Rejected {
+                record: Some(i),
+                key: key.ok(),
+                reason,
+            });
+            continue;
+        }
         let key = match key {
             Ok(k) => k,
             Err(why) => {

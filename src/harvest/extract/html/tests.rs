@@ -56,10 +56,13 @@ fn listing_page_one() {
     assert_eq!(p.records[1].fields["active"], json!(false));
     assert_eq!(p.records[2].fields["capital"], json!(7500));
 
-    // The row without a registration number is skipped, and says so.
-    assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
-    assert_eq!(p.warnings[0].record, Some(3));
-    assert!(p.warnings[0].message.contains("required field \"reg_no\""));
+    // The row without a registration number (a required field) is rejected, not stored:
+    // the page is an error for the run, so no stored version of it can look removed.
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    assert_eq!(p.rejected.len(), 1, "{:?}", p.rejected);
+    assert_eq!(p.rejected[0].record, Some(3));
+    assert_eq!(p.rejected[0].key, None);
+    assert!(p.rejected[0].reason.contains("required field \"reg_no\""));
 
     assert_eq!(
         p.next_links,
@@ -247,4 +250,33 @@ proptest! {
         }
         let _ = extract_detail(&u("http://registre.example/app/f.jsp"), &text, src.extract.detail.as_ref().unwrap());
     }
+}
+
+#[test]
+fn a_detail_page_without_a_required_field_is_an_error() {
+    let mut spec = source().extract.detail.unwrap();
+    spec.root = None;
+    let url = u("http://registre.example/app/fiche.jsp?id=100234");
+    // The page a lost session shows instead of the detail page.
+    let hub = "<html><body><h1>Welcome</h1><table id=results></table></body></html>";
+    let ok = extract_detail(&url, hub, &spec).unwrap();
+    assert!(ok.fields.values().all(Value::is_null), "{ok:?}");
+    spec.fields.get_mut("address").unwrap().required = true;
+    let e = extract_detail(&url, hub, &spec).unwrap_err();
+    assert_eq!(e.label(), "required_missing");
+    assert!(
+        e.to_string()
+            .contains("required field \"address\" is missing"),
+        "{e}"
+    );
+    let page = "<html><body><dl><dd class=address>1 rue X</dd></dl></body></html>";
+    let got = extract_detail(&url, page, &spec).unwrap();
+    assert_eq!(got.fields["address"], json!("1 rue X"));
+}
+
+#[test]
+fn page_matches_finds_a_session_marker() {
+    let sel = crate::harvest::source::CssSelector::parse("form#login").unwrap();
+    assert!(page_matches("<html><form id=login></form></html>", &sel));
+    assert!(!page_matches("<html><form id=search></form></html>", &sel));
 }
