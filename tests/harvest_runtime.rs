@@ -1105,3 +1105,162 @@ selector = "b.k"
 "##
     )
 }
+
+/// Every record of `n` sample-site entities, by key, as stored now (fields and version).
+async fn stored_records(
+    e: &Env,
+    n: u32,
+) -> std::collections::BTreeMap<String, (serde_json::Value, i64)> {
+    let db = e.db().await;
+    let mut out = std::collections::BTreeMap::new();
+    for id in 1..=n {
+        let key = format!("ICT{id:05}");
+        if let Some(r) = db.get_record("registry", &key).await.unwrap() {
+            out.insert(key, (r.fields, r.version));
+        }
+    }
+    out
+}
+
+async fn control(site: SocketAddr, path: &str) {
+    let st = reqwest::Client::new()
+        .post(format!("http://{site}/_control/{path}"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, 204, "{path}");
+}
+
+/// The JSP case: sessions that last a few detail pages. Each detail past that is answered
+/// 302 → the start listing; extracted as the detail page it would store records without
+/// their detail fields over complete versions. The run must renew the session and store
+/// every record exactly as a harvest without expiry does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_lost_mid_run_is_renewed_and_every_record_stays_whole() {
+    let site = serve(gleaner::demo::router(60)).await;
+    let e = env(test_cfg()).await;
+    e.put(&registry_def(site)).await;
+    let r1 = e.run("registry").await;
+    assert!(r1.complete && r1.status == "succeeded", "{r1:?}");
+
+    // What revision 1 looks like harvested with sessions that never expire.
+    control(site, "revision/1").await;
+    let reference = env(test_cfg()).await;
+    reference.put(&registry_def(site)).await;
+    let rr = reference.run("registry").await;
+    assert!(rr.complete && rr.counts.records_new == 57, "{rr:?}");
+    let expected = stored_records(&reference, 60).await;
+
+    control(site, "session-pages/4").await;
+    let r2 = e.run("registry").await;
+    assert_eq!(r2.status, "succeeded", "{r2:?}");
+    assert!(r2.complete, "{r2:?}");
+    assert_eq!(r2.counts.errors, 0, "{:?}", r2.errors);
+    // 57 details at 4 per session: the session ended many times and was renewed.
+    assert!(r2.counts.session_renewals >= 1, "{r2:?}");
+    assert!(r2.counts.retries >= 10, "{r2:?}");
+    assert_eq!(r2.counts.records_removed, 3, "{r2:?}");
+    assert_eq!(
+        r2.counts.records_changed, 8,
+        "every 7th title of 57: {r2:?}"
+    );
+    let got = stored_records(&e, 60).await;
+    let live: std::collections::BTreeMap<_, _> = got
+        .iter()
+        .filter(|(k, _)| expected.contains_key(*k))
+        .map(|(k, (f, _))| (k.clone(), f.clone()))
+        .collect();
+    let want: std::collections::BTreeMap<_, _> = expected
+        .iter()
+        .map(|(k, (f, _))| (k.clone(), f.clone()))
+        .collect();
+    assert_eq!(live, want);
+    assert!(live
+        .values()
+        .all(|f| f["sector"].is_string() && f["fee"].is_string()));
+}
+
+/// When the session cannot be renewed, every page that shows it lost fails with kind
+/// `session_lost`: no stored version is replaced, and the run, not complete, marks
+/// nothing removed although three entities are gone from the listing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_cannot_be_renewed_fails_its_pages_and_keeps_every_record() {
+    let site = serve(gleaner::demo::router(60)).await;
+    let e = env(test_cfg()).await;
+    e.put(&registry_def(site)).await;
+    let r1 = e.run("registry").await;
+    assert!(r1.complete && r1.counts.records_new == 60, "{r1:?}");
+    let before = stored_records(&e, 60).await;
+
+    control(site, "revision/1").await;
+    control(site, "session-pages/3").await;
+    control(site, "sessions-closed/1").await;
+    let r2 = e.run("registry").await;
+    assert_eq!(r2.status, "partial", "{r2:?}");
+    assert!(!r2.complete);
+    assert_eq!(r2.counts.errors, 57, "every detail page: {r2:?}");
+    assert_eq!(r2.counts.records_removed, 0);
+    assert_eq!(r2.counts.records_new + r2.counts.records_changed, 0);
+    assert!(!r2.errors.is_empty());
+    for err in &r2.errors {
+        assert_eq!(err.kind, "session_lost", "{err:?}");
+        assert!(
+            err.reason.contains("redirected to the start page")
+                && err.reason.contains(", then given up"),
+            "{err:?}"
+        );
+    }
+    assert_eq!(stored_records(&e, 60).await, before);
+    let db = e.db().await;
+    assert!(db.removed_records("registry", 10).await.unwrap().is_empty());
+
+    // Sessions open again: the next run completes and catches up.
+    control(site, "sessions-closed/0").await;
+    let r3 = e.run("registry").await;
+    assert!(r3.complete && r3.status == "succeeded", "{r3:?}");
+    assert_eq!(r3.counts.records_removed, 3);
+}
+
+/// `required = true` on a detail field: with session detection turned off, a detail page
+/// answered by the start listing lacks it, so that URL is an error, its stored version
+/// stays, and the run marks nothing removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detail_page_without_a_required_field_keeps_the_stored_version() {
+    let site = serve(gleaner::demo::router(60)).await;
+    let e = env(test_cfg()).await;
+    let def = registry_def(site).replace(
+        "[extract.detail.fields.sector]\nselector = \"#sector\"\n",
+        "[extract.detail.fields.sector]\nselector = \"#sector\"\nrequired = true\n",
+    ) + "[session]\nredirect_to_start = false\n";
+    assert!(def.contains("required = true"));
+    e.put(&def).await;
+    let r1 = e.run("registry").await;
+    assert!(r1.complete && r1.counts.records_new == 60, "{r1:?}");
+    let before = stored_records(&e, 60).await;
+
+    control(site, "revision/1").await;
+    control(site, "session-pages/4").await;
+    let r2 = e.run("registry").await;
+    assert!(!r2.complete, "{r2:?}");
+    assert_eq!(r2.counts.session_renewals, 0);
+    assert!(r2.counts.errors >= 5, "about one detail in five: {r2:?}");
+    assert_eq!(r2.counts.records_removed, 0);
+    for err in &r2.errors {
+        assert_eq!(err.kind, "required_missing", "{err:?}");
+        assert!(err.reason.contains("required field \"sector\""), "{err:?}");
+    }
+    let after = stored_records(&e, 60).await;
+    assert_eq!(after.len(), 60);
+    for (key, (fields, version)) in &after {
+        assert!(fields["sector"].is_string(), "{key}: {fields}");
+        let id: u32 = key[3..].parse().unwrap();
+        let failed = r2
+            .errors
+            .iter()
+            .any(|x| x.url.ends_with(&format!("?id={id}")));
+        if failed {
+            assert_eq!((fields, version), (&before[key].0, &before[key].1), "{key}");
+        }
+    }
+}

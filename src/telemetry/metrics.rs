@@ -37,6 +37,7 @@ pub const HARVEST_BYTES_TOTAL: &str = "gleaner_harvest_bytes_total";
 pub const HARVEST_NOT_MODIFIED_TOTAL: &str = "gleaner_harvest_not_modified_total";
 pub const HARVEST_ROBOTS_BLOCKED_TOTAL: &str = "gleaner_harvest_robots_blocked_total";
 pub const HARVEST_RETRIES_TOTAL: &str = "gleaner_harvest_retries_total";
+pub const HARVEST_SESSION_RENEWALS_TOTAL: &str = "gleaner_harvest_session_renewals_total";
 pub const HARVEST_HOST_WAIT_SECONDS: &str = "gleaner_harvest_host_wait_seconds";
 pub const HARVEST_RECORDS_TOTAL: &str = "gleaner_harvest_records_total";
 pub const HARVEST_RUN_DURATION_SECONDS: &str = "gleaner_harvest_run_duration_seconds";
@@ -155,6 +156,10 @@ pub(super) fn describe_all() {
     describe_counter!(
         HARVEST_ROBOTS_BLOCKED_TOTAL,
         "URLs not fetched because robots.txt disallows them."
+    );
+    describe_counter!(
+        HARVEST_SESSION_RENEWALS_TOTAL,
+        "Times a run renewed a site's session after a page showed it lost."
     );
     describe_counter!(
         HARVEST_RETRIES_TOTAL,

@@ -49,6 +49,7 @@ counts! {
     records_removed: "Records missing from a complete run, marked removed.",
     links_dropped: "Links not followed because the source's page cap was reached.",
     warnings: "Per-record extraction warnings.",
+    session_renewals: "Times the site's session was renewed after a page showed it lost.",
 }
 
 /// Adds `n` to a counter.
@@ -60,7 +61,8 @@ pub fn bump(c: &AtomicU64, n: u64) {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunError {
     pub url: String,
-    /// Short class: `timeout`, `status`, `too_large`, `redirect`, `extract`, ...
+    /// Short class: `timeout`, `status`, `too_large`, `redirect`, `extract`,
+    /// `required_missing`, `session_lost`, `encode`, ...
     pub kind: String,
     pub reason: String,
 }

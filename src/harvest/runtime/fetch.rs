@@ -48,6 +48,14 @@ pub enum FetchError {
     InvalidUrl { url: String, reason: String },
     #[error("{url}: {reason}")]
     Auth { url: String, reason: String },
+    /// The site answered with its start page or a "session expired" page instead of the
+    /// page asked for, also after the session was renewed.
+    #[error("{url}: the site's session was lost ({reason}); renewed {renewals} times, then given up; the stored record is kept")]
+    SessionLost {
+        url: String,
+        reason: String,
+        renewals: u32,
+    },
     /// The host's robots.txt could not be fetched (5xx or no answer): RFC 9309 §2.3.1.4
     /// says to assume everything is disallowed until it can be.
     #[error("{url}: not fetched: robots.txt is unreachable ({reason}); retried on a later run")]
@@ -62,6 +70,7 @@ impl FetchError {
             | FetchError::Connect { .. }
             | FetchError::Trickle { .. }
             | FetchError::Body { .. }
+            | FetchError::SessionLost { .. }
             | FetchError::RobotsUnreachable { .. } => ErrorKind::Unavailable,
             FetchError::Status { status, .. }
                 if *status >= 500 || *status == 408 || *status == 429 =>
@@ -85,7 +94,8 @@ impl FetchError {
 
     /// Timeouts, connection errors, 5xx, 408 and 429 may succeed later; other 4xx never.
     pub fn retryable(&self) -> bool {
-        self.kind() == ErrorKind::Unavailable
+        // A lost session has its own bounded retries, each after renewing the session.
+        self.kind() == ErrorKind::Unavailable && !matches!(self, FetchError::SessionLost { .. })
     }
 
     /// A short label for metrics and counts.
@@ -104,6 +114,7 @@ impl FetchError {
             FetchError::InvalidUrl { .. } => "invalid_url",
             FetchError::Auth { .. } => "auth",
             FetchError::RobotsUnreachable { .. } => "robots_unreachable",
+            FetchError::SessionLost { .. } => "session_lost",
         }
     }
 }
@@ -114,6 +125,9 @@ pub struct Response {
     pub status: StatusCode,
     /// The URL the body came from, after redirects.
     pub url: Url,
+    /// The URLs redirected from, in order, starting with the one asked for (empty when
+    /// there was no redirect).
+    pub redirected_from: Vec<Url>,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -219,6 +233,7 @@ impl Fetcher {
         let mut method = req.method.clone();
         let mut form = req.form.clone();
         let mut visited: HashSet<String> = HashSet::new();
+        let mut chain: Vec<Url> = Vec::new();
         let mut hops = 0u32;
         loop {
             let u = url.to_string();
@@ -291,7 +306,7 @@ impl Fetcher {
                     method = Method::GET;
                     form = None;
                 }
-                url = next;
+                chain.push(std::mem::replace(&mut url, next));
                 continue;
             }
             let headers = resp.headers().clone();
@@ -299,6 +314,7 @@ impl Fetcher {
             return Ok(Response {
                 status,
                 url,
+                redirected_from: chain,
                 headers,
                 body,
             });

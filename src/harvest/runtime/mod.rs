@@ -16,12 +16,14 @@ mod auth;
 mod cookies;
 mod counts;
 mod fetch;
+mod fetch_stage;
 mod guard;
 mod politeness;
 mod process;
 mod push;
 mod runner;
 mod scheduler;
+mod session;
 
 pub use counts::{RunCounts, RunError};
 pub use fetch::FetchError;

@@ -16,7 +16,9 @@ use url::Url;
 use super::counts::RunError;
 use super::fetch::{FetchError, Response};
 use crate::harvest::charset::decode_html;
-use crate::harvest::extract::html::{extract_detail, extract_page, extract_records, PageExtract};
+use crate::harvest::extract::html::{
+    extract_detail, extract_page, extract_records, PageExtract, Rejected,
+};
 use crate::harvest::extract::json::{extract_json_page, PageState, TimeWindow};
 use crate::harvest::extract::sitemap::{parse_sitemap, SitemapKind};
 use crate::harvest::extract::{csv::extract_csv, feed::extract_feed};
@@ -188,7 +190,7 @@ pub fn process(ctx: &Ctx, job: Job, seen_ms: i64) -> Output {
             if entry.kind == DETAIL {
                 if let Some(d) = parse_data::<DetailData>(&entry) {
                     match d.fields {
-                        Some(f) => push_record(ctx, &mut out, d.key, f, seen_ms),
+                        Some(f) => push_record(ctx, &mut out, &entry.url, d.key, f, seen_ms),
                         None => out.touch_keys.push(d.key),
                     }
                 }
@@ -209,6 +211,16 @@ pub fn process(ctx: &Ctx, job: Job, seen_ms: i64) -> Output {
             let mut y = Yielded::default();
             if let Err(e) = extract(ctx, &mut out, &mut y, &entry, &resp, stored, seen_ms) {
                 out.error = Some(e);
+            }
+            if out.error.is_some() {
+                if entry.kind == DETAIL {
+                    // The stored version stays as it is, and stays not removed.
+                    if let Some(d) = parse_data::<DetailData>(&entry) {
+                        out.touch_keys.push(d.key);
+                    }
+                }
+                // No fetch state: the next run must extract this body again, not replay
+                // what this one yielded without its failed records.
                 return out;
             }
             let state = FetchState {
@@ -227,7 +239,16 @@ fn parse_data<T: for<'de> Deserialize<'de>>(e: &FrontierEntry) -> Option<T> {
     e.data.as_deref().and_then(|d| serde_json::from_str(d).ok())
 }
 
-fn push_record(ctx: &Ctx, out: &mut Output, key: String, fields: Map<String, Value>, seen_ms: i64) {
+/// Encodes a record for the writer. One that cannot be encoded (too large) is an error
+/// for the URL, never a silent skip: skipped, it would look removed to a complete run.
+fn push_record(
+    ctx: &Ctx,
+    out: &mut Output,
+    url: &str,
+    key: String,
+    fields: Map<String, Value>,
+    seen_ms: i64,
+) {
     let fields = Value::Object(fields);
     let encoded = match &ctx.dict {
         Some(d) => encode_value_payload_with(&fields, d),
@@ -240,8 +261,46 @@ fn push_record(ctx: &Ctx, out: &mut Output, key: String, fields: Map<String, Val
             payload,
             seen_ms,
         }),
-        Err(e) => out.warnings += u64::from(!e.to_string().is_empty()),
+        Err(e) => {
+            if out.error.is_none() {
+                out.error = Some(err(url, "encode", format!("record {key:?}: {e}")));
+            }
+            out.touch_keys.push(key);
+        }
     }
+}
+
+/// A page some of whose records were not read: an error for the page.
+fn incomplete(out: &mut Output, url: &str, why: Option<String>) {
+    if let Some(why) = why {
+        out.error.get_or_insert_with(|| err(url, "incomplete", why));
+    }
+}
+
+/// Records a page yielded that could not be read whole: an error for the page; their
+/// stored versions stay as they are.
+fn reject(out: &mut Output, url: &str, rejected: Vec<Rejected>) {
+    let Some(first) = rejected.first() else {
+        return;
+    };
+    let what = match (&first.record, &first.key) {
+        (_, Some(k)) => format!("record {k:?}"),
+        (Some(i), None) => format!("record #{}", i + 1),
+        (None, None) => "the page".to_owned(),
+    };
+    let more = match rejected.len() {
+        1 => String::new(),
+        n => format!(" ({} more records rejected)", n - 1),
+    };
+    if out.error.is_none() {
+        out.error = Some(err(
+            url,
+            "required_missing",
+            format!("{what}: {}; not stored{more}", first.reason),
+        ));
+    }
+    out.touch_keys
+        .extend(rejected.into_iter().filter_map(|r| r.key));
 }
 
 fn replay(
@@ -262,7 +321,7 @@ fn replay(
                 // The listing was refetched: its fields over the stored record.
                 (Some(listing), Some(mut base)) => {
                     base.extend(listing);
-                    push_record(ctx, out, d.key, base, seen_ms);
+                    push_record(ctx, out, &entry.url, d.key, base, seen_ms);
                 }
                 _ => out.touch_keys.push(d.key),
             }
@@ -288,11 +347,13 @@ fn records_and_details(
     ctx: &Ctx,
     out: &mut Output,
     y: &mut Yielded,
+    entry: &FrontierEntry,
     page: PageExtract,
     has_detail: bool,
-    depth: u32,
     seen_ms: i64,
 ) {
+    reject(out, &entry.url, page.rejected);
+    let depth = entry.depth;
     let mut details: std::collections::HashMap<String, Url> = page
         .detail_links
         .into_iter()
@@ -324,7 +385,7 @@ fn records_and_details(
             }
             None => {
                 y.keys.push(r.key.clone());
-                push_record(ctx, out, r.key, r.fields, seen_ms);
+                push_record(ctx, out, &entry.url, r.key, r.fields, seen_ms);
             }
         }
     }
@@ -364,9 +425,9 @@ fn extract(
                 ctx,
                 out,
                 y,
+                entry,
                 page,
                 src.extract.detail.is_some(),
-                depth,
                 seen_ms,
             );
             for u in &nexts {
@@ -389,7 +450,7 @@ fn extract(
             let d: DetailData =
                 parse_data(entry).ok_or_else(|| ex("detail entry without a key".into()))?;
             let text = decode_html(&resp.body, ct).text;
-            let page = extract_detail(url, &text, spec).map_err(|e| ex(e.to_string()))?;
+            let page = extract_detail(url, &text, spec).map_err(|e| x(e.label(), e.to_string()))?;
             out.warnings += page.warnings.len() as u64;
             let mut rec = ExtractedRecord {
                 key: d.key.clone(),
@@ -403,12 +464,13 @@ fn extract(
                 }
             }
             y.keys.push(d.key.clone());
-            push_record(ctx, out, rec.key, rec.fields, seen_ms);
+            push_record(ctx, out, &entry.url, rec.key, rec.fields, seen_ms);
         }
         (SourceSpec::Sitemap(src), SITEMAP) => {
             let sm =
                 parse_sitemap(url, &resp.body, ct, ctx.max_body).map_err(|e| ex(e.to_string()))?;
             out.warnings += sm.warnings.len() as u64;
+            incomplete(out, &entry.url, sm.incomplete);
             match sm.kind {
                 SitemapKind::Index => {
                     if entry.depth >= src.max_index_depth {
@@ -435,9 +497,9 @@ fn extract(
                 ctx,
                 out,
                 y,
+                entry,
                 page,
                 src.extract.detail.is_some(),
-                entry.depth,
                 seen_ms,
             );
         }
@@ -446,15 +508,16 @@ fn extract(
             out.warnings += f.warnings.len() as u64;
             for r in f.records {
                 y.keys.push(r.key.clone());
-                push_record(ctx, out, r.key, r.fields, seen_ms);
+                push_record(ctx, out, &entry.url, r.key, r.fields, seen_ms);
             }
         }
         (SourceSpec::Csv(src), CSV) => {
             let f = extract_csv(url, &resp.body, ct, src).map_err(|e| ex(e.to_string()))?;
             out.warnings += f.warnings.len() as u64;
+            incomplete(out, &entry.url, f.incomplete);
             for r in f.records {
                 y.keys.push(r.key.clone());
-                push_record(ctx, out, r.key, r.fields, seen_ms);
+                push_record(ctx, out, &entry.url, r.key, r.fields, seen_ms);
             }
         }
         (SourceSpec::Json(src), API) => {
@@ -468,9 +531,10 @@ fn extract(
             let page = extract_json_page(&resp.body, &headers, src, &state)
                 .map_err(|e| ex(e.to_string()))?;
             out.warnings += page.warnings.len() as u64;
+            incomplete(out, &entry.url, page.incomplete);
             for r in page.records {
                 y.keys.push(r.key.clone());
-                push_record(ctx, out, r.key, r.fields, seen_ms);
+                push_record(ctx, out, &entry.url, r.key, r.fields, seen_ms);
             }
             if let Some(n) = page.next {
                 if n.state.page < src.max_pages {
@@ -492,4 +556,104 @@ fn extract(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http::{HeaderMap, StatusCode};
+
+    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/harvest");
+
+    fn ctx() -> Ctx {
+        let text = std::fs::read_to_string(format!("{DIR}/sources/registry.toml")).unwrap();
+        Ctx {
+            def: Arc::new(SourceDef::parse_toml(&text).unwrap()),
+            source: "company-registry".into(),
+            max_body: 1 << 20,
+            dict: None,
+        }
+    }
+
+    fn body_job(kind: &str, url: &str, data: Option<String>, file: &str) -> Job {
+        let mut headers = HeaderMap::new();
+        headers.insert("etag", "\"v1\"".parse().unwrap());
+        Job {
+            entry: FrontierEntry {
+                id: 1,
+                url: url.into(),
+                kind: kind.into(),
+                depth: 0,
+                data,
+            },
+            fetched: Fetched::Body(Box::new(Response {
+                status: StatusCode::OK,
+                url: Url::parse(url).unwrap(),
+                redirected_from: Vec::new(),
+                headers,
+                body: Bytes::from(std::fs::read(format!("{DIR}/registry/{file}")).unwrap()),
+            })),
+            prior: None,
+            stored: None,
+        }
+    }
+
+    #[test]
+    fn a_listing_with_a_rejected_record_is_an_error_and_saves_no_fetch_state() {
+        let url = "http://registre.example/app/list.jsp?sector=all";
+        let out = process(&ctx(), body_job(LISTING, url, None, "list_p1.html"), 1);
+        let e = out.error.expect("an error for the page");
+        assert_eq!(e.kind, "required_missing");
+        assert!(
+            e.reason.contains("record #4") && e.reason.contains("reg_no"),
+            "{e:?}"
+        );
+        // The whole records still go on to their detail pages; the page's fetch state is
+        // not saved, so the next run extracts it again instead of replaying it.
+        let details = out.new_entries.iter().filter(|n| n.kind == DETAIL).count();
+        assert_eq!(details, 3);
+        assert!(out.fetch_state.is_none());
+    }
+
+    #[test]
+    fn a_detail_page_missing_a_required_field_keeps_the_stored_record() {
+        let mut c = ctx();
+        let mut def = (*c.def).clone();
+        let SourceSpec::Html(h) = &mut def.spec else {
+            unreachable!()
+        };
+        let d = h.extract.detail.as_mut().unwrap();
+        d.fields.get_mut("address").unwrap().required = true;
+        d.root = None;
+        c.def = Arc::new(def);
+        let data = serde_json::to_string(&DetailData {
+            key: "100234".into(),
+            fields: Some(Map::from_iter([("name".to_owned(), Value::from("X"))])),
+        })
+        .ok();
+        // A listing page served where the detail page was asked for.
+        let url = "http://registre.example/app/fiche.jsp?id=100234";
+        let out = process(&c, body_job(DETAIL, url, data, "list_p2.html"), 1);
+        assert_eq!(
+            out.error.as_ref().map(|e| e.kind.as_str()),
+            Some("required_missing")
+        );
+        assert!(
+            out.records.is_empty(),
+            "nothing replaces the stored version"
+        );
+        assert_eq!(out.touch_keys, ["100234"], "and it is not marked removed");
+        assert!(out.fetch_state.is_none());
+        // The real detail page is stored.
+        let data = serde_json::to_string(&DetailData {
+            key: "100234".into(),
+            fields: None,
+        })
+        .ok();
+        let out = process(&c, body_job(DETAIL, url, data, "detail_100234.html"), 1);
+        assert!(out.error.is_none(), "{:?}", out.error);
+        assert_eq!(out.records.len(), 1);
+        assert!(out.fetch_state.is_some());
+    }
 }

@@ -12,8 +12,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::{HeaderValue, Method};
-use rand::Rng;
 use serde::Serialize;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -23,12 +21,14 @@ use url::Url;
 use super::auth::SourceAuth;
 use super::cookies::RunJar;
 use super::counts::{bump, Counters, ErrorLog, RunCounts, RunError};
-use super::fetch::{retry_after, FetchError, Request};
+use super::fetch::{FetchError, Request};
+use super::fetch_stage::fetch_job;
 use super::politeness::{host_key, Budget, RobotsState};
 use super::process::{self, ApiData, Ctx, Fetched, Job, Output, DETAIL};
+use super::session::Session;
 use super::{HarvestError, Harvester};
 use crate::harvest::extract::json::{first_request, TimeWindow};
-use crate::harvest::robots::{RobotsTxt, MAX_CRAWL_DELAY};
+use crate::harvest::robots::RobotsTxt;
 use crate::harvest::source::{SourceDef, SourceSpec};
 use crate::store::{
     FrontierEntry, NewEntry, PageCommit, PutOutcome, RunEnd, TenantDb, FRONTIER_DONE,
@@ -79,31 +79,33 @@ impl Drop for RunningGuard {
     }
 }
 
-struct Run {
-    h: Arc<Harvester>,
-    tenant: String,
-    source: String,
-    def: Arc<SourceDef>,
-    ctx: Arc<Ctx>,
-    db: TenantDb,
-    run_id: i64,
-    started_ms: i64,
-    counters: Arc<Counters>,
-    errors: ErrorLog,
-    jar: RunJar,
-    auth: SourceAuth,
-    budget: Budget,
+pub(super) struct Run {
+    pub(super) h: Arc<Harvester>,
+    pub(super) tenant: String,
+    pub(super) source: String,
+    pub(super) def: Arc<SourceDef>,
+    pub(super) ctx: Arc<Ctx>,
+    pub(super) db: TenantDb,
+    pub(super) run_id: i64,
+    pub(super) started_ms: i64,
+    pub(super) counters: Arc<Counters>,
+    pub(super) errors: ErrorLog,
+    pub(super) jar: RunJar,
+    pub(super) auth: SourceAuth,
+    pub(super) budget: Budget,
     /// The source's own per-host concurrency (see `politeness`), below the node's.
-    host_limit: Option<usize>,
-    min_delay: Duration,
-    obey_robots: bool,
-    frontier_cap: u64,
+    pub(super) host_limit: Option<usize>,
+    pub(super) min_delay: Duration,
+    pub(super) obey_robots: bool,
+    pub(super) frontier_cap: u64,
     /// Some URL of the source has ETag / Last-Modified / body hash stored.
-    conditional: bool,
-    budget_hit: AtomicBool,
-    fatal: Mutex<Option<String>>,
-    in_flight: AtomicU64,
-    progress: Notify,
+    pub(super) conditional: bool,
+    pub(super) budget_hit: AtomicBool,
+    pub(super) fatal: Mutex<Option<String>>,
+    pub(super) in_flight: AtomicU64,
+    pub(super) progress: Notify,
+    /// How this source's pages show a lost site session (html and sitemap sources).
+    pub(super) session: Option<Session>,
 }
 
 /// One URL's results on their way to the writer.
@@ -115,7 +117,7 @@ struct Commit {
 }
 
 impl Run {
-    fn stopping(&self) -> bool {
+    pub(super) fn stopping(&self) -> bool {
         self.h.is_shutting_down()
             || self.budget_hit.load(Ordering::Relaxed)
             || self.fatal.lock().map(|f| f.is_some()).unwrap_or(true)
@@ -124,6 +126,20 @@ impl Run {
     fn set_fatal(&self, why: String) {
         if let Ok(mut f) = self.fatal.lock() {
             f.get_or_insert(why);
+        }
+    }
+
+    /// Saves the jar when a response changed it, before that page's results are
+    /// committed: a resumed run needs the session.
+    pub(super) async fn save_jar(&self) {
+        if self.jar.take_dirty() {
+            if let Err(e) = self
+                .db
+                .save_run_cookies(self.run_id, self.jar.to_json())
+                .await
+            {
+                tracing::warn!(source = %self.source, error = %e, "cannot save the run's cookies");
+            }
         }
     }
 }
@@ -195,11 +211,6 @@ fn marks_removals(def: &SourceDef) -> bool {
         SourceSpec::Json(s) => s.window.is_none(),
         SourceSpec::Feed(_) | SourceSpec::Push(_) => false,
     }
-}
-
-fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.min(20).saturating_sub(1));
-    exp.min(max).mul_f64(rand::rng().random_range(0.5..1.0))
 }
 
 impl Harvester {
@@ -321,7 +332,7 @@ impl Harvester {
     /// robots.txt rules of `url`'s host for our agent, cached per host. An unreachable
     /// robots.txt (5xx, or no answer at all) disallows the whole host (RFC 9309 §2.3.1.3-4)
     /// and is asked again after a minute; a 4xx allows everything.
-    async fn robots(&self, url: &Url) -> RobotsState {
+    pub(super) async fn robots(&self, url: &Url) -> RobotsState {
         let key = host_key(url);
         let host = self.hosts.host(&key);
         let mut slot = host.robots.lock().await;
@@ -450,6 +461,7 @@ impl Harvester {
             fatal: Mutex::new(None),
             in_flight: AtomicU64::new(0),
             progress: Notify::new(),
+            session: Session::for_source(&def.spec),
         });
         let cap = self.cfg.channel_capacity;
         let (job_tx, job_rx) = mpsc::channel::<Job>(cap);
@@ -733,185 +745,6 @@ async fn claim_loop(run: Arc<Run>, tx: mpsc::Sender<Job>) {
         }
     }
     while tasks.join_next().await.is_some() {}
-}
-
-fn job(entry: FrontierEntry, fetched: Fetched, prior: Option<crate::store::FetchState>) -> Job {
-    Job {
-        entry,
-        fetched,
-        prior,
-        stored: None,
-    }
-}
-
-async fn fetch_job(run: &Run, entry: FrontierEntry) -> Job {
-    let h = &run.h;
-    let url = match Url::parse(&entry.url) {
-        Ok(u) => u,
-        Err(e) => {
-            let err = FetchError::InvalidUrl {
-                url: entry.url.clone(),
-                reason: e.to_string(),
-            };
-            return job(entry, Fetched::Failed(err), None);
-        }
-    };
-    if run.stopping() {
-        return job(entry, Fetched::Deferred, None);
-    }
-    let mut delay = run.min_delay;
-    if run.obey_robots {
-        let rules = match h.robots(&url).await {
-            RobotsState::Rules(r) => r,
-            RobotsState::Unreachable(reason) => {
-                // A failure, not a block: the run is not complete, so nothing of this host
-                // is marked removed, and the URL is tried again by a later run.
-                let err = FetchError::RobotsUnreachable {
-                    url: entry.url.clone(),
-                    reason,
-                };
-                metrics::counter!(m::HARVEST_FETCHES_TOTAL, "outcome" => "error").increment(1);
-                return job(entry, Fetched::Failed(err), None);
-            }
-        };
-        if !rules.allowed(&url) {
-            bump(&run.counters.robots_blocked, 1);
-            metrics::counter!(m::HARVEST_ROBOTS_BLOCKED_TOTAL).increment(1);
-            metrics::counter!(m::HARVEST_FETCHES_TOTAL, "outcome" => "robots_blocked").increment(1);
-            return job(entry, Fetched::RobotsBlocked, None);
-        }
-        if let Some(d) = rules.crawl_delay() {
-            delay = delay.max(d.min(MAX_CRAWL_DELAY));
-        }
-    }
-    let prior = if run.conditional {
-        run.db
-            .fetch_state(&run.source, &entry.url)
-            .await
-            .ok()
-            .flatten()
-    } else {
-        None
-    };
-    let key = host_key(&url);
-    let base = Duration::from_millis(h.cfg.retry_base_ms);
-    let max = Duration::from_millis(h.cfg.retry_max_ms);
-    let mut attempt = 0u32;
-    let mut retried_401 = false;
-    loop {
-        attempt += 1;
-        if run.budget.take().await.is_err() {
-            run.budget_hit.store(true, Ordering::Relaxed);
-            return job(entry, Fetched::Deferred, prior);
-        }
-        let (mut headers, used) = match run.auth.headers(&h.fetcher).await {
-            Ok(x) => x,
-            Err(e) => {
-                let err = FetchError::Auth {
-                    url: entry.url.clone(),
-                    reason: e.to_string(),
-                };
-                return job(entry, Fetched::Failed(err), prior);
-            }
-        };
-        if let Some(p) = &prior {
-            if let Some(v) = p
-                .etag
-                .as_deref()
-                .and_then(|e| HeaderValue::from_str(e).ok())
-            {
-                headers.insert(http::header::IF_NONE_MATCH, v);
-            }
-            if let Some(v) = p
-                .last_modified
-                .as_deref()
-                .and_then(|e| HeaderValue::from_str(e).ok())
-            {
-                headers.insert(http::header::IF_MODIFIED_SINCE, v);
-            }
-        }
-        let permit = h.hosts.acquire(&key, delay, run.host_limit).await;
-        metrics::histogram!(m::HARVEST_HOST_WAIT_SECONDS).record(permit.waited.as_secs_f64());
-        bump(&run.counters.requests, 1);
-        let r = h
-            .fetcher
-            .send(Request {
-                method: Method::GET,
-                url: url.clone(),
-                headers,
-                form: None,
-                jar: Some(&run.jar),
-                credentials: run.auth.has_credentials(),
-            })
-            .await;
-        drop(permit);
-        if run.jar.take_dirty() {
-            // Before this page's results are committed: a resumed run needs the session.
-            if let Err(e) = run.db.save_run_cookies(run.run_id, run.jar.to_json()).await {
-                tracing::warn!(source = %run.source, error = %e, "cannot save the run's cookies");
-            }
-        }
-        let (err, pause) = match r {
-            Ok(resp) => {
-                let st = resp.status.as_u16();
-                bump(&run.counters.bytes, resp.body.len() as u64);
-                metrics::counter!(m::HARVEST_BYTES_TOTAL).increment(resp.body.len() as u64);
-                if st == 304 && prior.is_some() {
-                    h.hosts.feedback(&key, true);
-                    bump(&run.counters.not_modified, 1);
-                    metrics::counter!(m::HARVEST_NOT_MODIFIED_TOTAL).increment(1);
-                    metrics::counter!(m::HARVEST_FETCHES_TOTAL, "outcome" => "not_modified")
-                        .increment(1);
-                    return job(entry, Fetched::NotModified, prior);
-                }
-                if resp.status.is_success() {
-                    h.hosts.feedback(&key, true);
-                    bump(&run.counters.fetched, 1);
-                    metrics::counter!(m::HARVEST_FETCHES_TOTAL, "outcome" => "ok").increment(1);
-                    return job(entry, Fetched::Body(Box::new(resp)), prior);
-                }
-                if st == 401 && !retried_401 {
-                    if let Some(tok) = &used {
-                        run.auth.invalidate(tok).await;
-                        retried_401 = true;
-                        attempt -= 1;
-                        bump(&run.counters.retries, 1);
-                        metrics::counter!(m::HARVEST_RETRIES_TOTAL).increment(1);
-                        continue;
-                    }
-                }
-                let pause = if st == 429 || st == 503 {
-                    retry_after(&resp.headers).map(|d| d.min(max))
-                } else {
-                    None
-                };
-                (
-                    FetchError::Status {
-                        url: entry.url.clone(),
-                        status: st,
-                    },
-                    pause,
-                )
-            }
-            Err(e) => (e, None),
-        };
-        if err.retryable() {
-            h.hosts.feedback(&key, false);
-        }
-        if let Some(p) = pause {
-            h.hosts.pause(&key, p);
-        }
-        if err.retryable() && attempt < h.cfg.max_attempts && !run.stopping() {
-            bump(&run.counters.retries, 1);
-            metrics::counter!(m::HARVEST_RETRIES_TOTAL).increment(1);
-            if pause.is_none() {
-                tokio::time::sleep(backoff(base, max, attempt)).await;
-            }
-            continue;
-        }
-        metrics::counter!(m::HARVEST_FETCHES_TOTAL, "outcome" => "error").increment(1);
-        return job(entry, Fetched::Failed(err), prior);
-    }
 }
 
 async fn extract_loop(run: Arc<Run>, mut rx: mpsc::Receiver<Job>, tx: mpsc::Sender<Commit>) {

@@ -6,6 +6,7 @@ use url::Url;
 use super::error::Checker;
 use super::patterns::{CssSelector, Pattern};
 use super::record_spec::RecordSpec;
+use super::session::SessionSpec;
 use super::values::HttpUrl;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +21,9 @@ pub struct HtmlSource {
     pub next: Option<NextSpec>,
     /// The records on each page.
     pub extract: RecordSpec,
+    /// How a lost site session is noticed and renewed.
+    #[serde(default, skip_serializing_if = "SessionSpec::is_default")]
+    pub session: SessionSpec,
 }
 
 /// Which discovered links belong to the crawl.
@@ -123,5 +127,6 @@ impl HtmlSource {
             );
         }
         c.at("extract", |c| self.extract.check(c));
+        c.at("session", |c| self.session.check(c));
     }
 }

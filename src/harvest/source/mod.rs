@@ -32,6 +32,7 @@ mod policy;
 mod push;
 mod record_spec;
 mod schedule;
+mod session;
 mod sitemap;
 mod values;
 
@@ -48,6 +49,7 @@ pub use self::record_spec::{
     Conversion, ConvertOpts, DetailSpec, FieldSpec, FieldType, KeySpec, RecordSpec, Whitespace,
 };
 pub use self::schedule::Schedule;
+pub use self::session::{SessionSpec, MAX_SESSION_RETRIES};
 pub use self::sitemap::SitemapSource;
 pub use self::values::{HttpUrl, HumanDuration, SecretRef, SourceId};
 

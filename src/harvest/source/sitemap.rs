@@ -6,6 +6,7 @@ use url::Url;
 use super::error::Checker;
 use super::patterns::Pattern;
 use super::record_spec::RecordSpec;
+use super::session::SessionSpec;
 use super::values::HttpUrl;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +28,9 @@ pub struct SitemapSource {
     pub max_index_depth: u32,
     /// The records on each listed page.
     pub extract: RecordSpec,
+    /// How a lost site session is noticed and renewed.
+    #[serde(default, skip_serializing_if = "SessionSpec::is_default")]
+    pub session: SessionSpec,
 }
 
 fn default_max_urls() -> u32 {
@@ -57,5 +61,6 @@ impl SitemapSource {
         );
         c.check(self.max_index_depth <= 5, "max_index_depth", "use 0 to 5");
         c.at("extract", |c| self.extract.check(c));
+        c.at("session", |c| self.session.check(c));
     }
 }

@@ -1,0 +1,301 @@
+//! The fetch stage of a run: one frontier URL through robots.txt, the request budget, the
+//! host's politeness, conditional GET, retries with backoff, a 401's token refresh, and a
+//! lost site session's renewal, into a [`Job`] for the CPU pool.
+//!
+//! A page that shows the site's session lost (see [`super::session`]) is fetched again
+//! after the session is renewed, at most `session.retries` times; then it fails with kind
+//! `session_lost`, so its stored record is kept and the run is not complete.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use http::{HeaderValue, Method};
+use rand::Rng;
+use url::Url;
+
+use super::counts::bump;
+use super::fetch::{retry_after, FetchError, Request};
+use super::politeness::{host_key, RobotsState};
+use super::process::{Fetched, Job};
+use super::runner::Run;
+use super::session::{Losses, Next};
+use crate::harvest::robots::MAX_CRAWL_DELAY;
+use crate::store::FrontierEntry;
+use crate::telemetry::metrics as m;
+
+fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.min(20).saturating_sub(1));
+    exp.min(max).mul_f64(rand::rng().random_range(0.5..1.0))
+}
+
+fn job(entry: FrontierEntry, fetched: Fetched, prior: Option<crate::store::FetchState>) -> Job {
+    Job {
+        entry,
+        fetched,
+        prior,
+        stored: None,
+    }
+}
+
+pub(super) async fn fetch_job(run: &Run, entry: FrontierEntry) -> Job {
+    let h = &run.h;
+    let url = match Url::parse(&entry.url) {
+        Ok(u) => u,
+        Err(e) => {
+            let err = FetchError::InvalidUrl {
+                url: entry.url.clone(),
+                reason: e.to_string(),
+            };
+            return job(entry, Fetched::Failed(err), None);
+        }
+    };
+    if run.stopping() {
+        return job(entry, Fetched::Deferred, None);
+    }
+    let mut delay = run.min_delay;
+    if run.obey_robots {
+        let rules = match h.robots(&url).await {
+            RobotsState::Rules(r) => r,
+            RobotsState::Unreachable(reason) => {
+                // A failure, not a block: the run is not complete, so nothing of this host
+                // is marked removed, and the URL is tried again by a later run.
+                let err = FetchError::RobotsUnreachable {
+                    url: entry.url.clone(),
+                    reason,
+                };
+                metrics::counter!(m::HARVEST_FETCHES_TOTAL, "outcome" => "error").increment(1);
+                return job(entry, Fetched::Failed(err), None);
+            }
+        };
+        if !rules.allowed(&url) {
+            bump(&run.counters.robots_blocked, 1);
+            metrics::counter!(m::HARVEST_ROBOTS_BLOCKED_TOTAL).increment(1);
+            metrics::counter!(m::HARVEST_FETCHES_TOTAL, "outcome" => "robots_blocked").increment(1);
+            return job(entry, Fetched::RobotsBlocked, None);
+        }
+        if let Some(d) = rules.crawl_delay() {
+            delay = delay.max(d.min(MAX_CRAWL_DELAY));
+        }
+    }
+    let prior = if run.conditional {
+        run.db
+            .fetch_state(&run.source, &entry.url)
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    let key = host_key(&url);
+    let base = Duration::from_millis(h.cfg.retry_base_ms);
+    let max = Duration::from_millis(h.cfg.retry_max_ms);
+    let mut attempt = 0u32;
+    let mut retried_401 = false;
+    let mut losses = Losses::default();
+    loop {
+        attempt += 1;
+        let generation = run.session.as_ref().map_or(0, |s| s.generation());
+        if run.budget.take().await.is_err() {
+            run.budget_hit.store(true, Ordering::Relaxed);
+            return job(entry, Fetched::Deferred, prior);
+        }
+        let (mut headers, used) = match run.auth.headers(&h.fetcher).await {
+            Ok(x) => x,
+            Err(e) => {
+                let err = FetchError::Auth {
+                    url: entry.url.clone(),
+                    reason: e.to_string(),
+                };
+                return job(entry, Fetched::Failed(err), prior);
+            }
+        };
+        if let Some(p) = &prior {
+            if let Some(v) = p
+                .etag
+                .as_deref()
+                .and_then(|e| HeaderValue::from_str(e).ok())
+            {
+                headers.insert(http::header::IF_NONE_MATCH, v);
+            }
+            if let Some(v) = p
+                .last_modified
+                .as_deref()
+                .and_then(|e| HeaderValue::from_str(e).ok())
+            {
+                headers.insert(http::header::IF_MODIFIED_SINCE, v);
+            }
+        }
+        let permit = h.hosts.acquire(&key, delay, run.host_limit).await;
+        metrics::histogram!(m::HARVEST_HOST_WAIT_SECONDS).record(permit.waited.as_secs_f64());
+        bump(&run.counters.requests, 1);
+        let r = h
+            .fetcher
+            .send(Request {
+                method: Method::GET,
+                url: url.clone(),
+                headers,
+                form: None,
+                jar: Some(&run.jar),
+                credentials: run.auth.has_credentials(),
+            })
+            .await;
+        drop(permit);
+        run.save_jar().await;
+        let (err, pause) = match r {
+            Ok(resp) => {
+                let st = resp.status.as_u16();
+                bump(&run.counters.bytes, resp.body.len() as u64);
+                metrics::counter!(m::HARVEST_BYTES_TOTAL).increment(resp.body.len() as u64);
+                if st == 304 && prior.is_some() {
+                    if let Some(s) = &run.session {
+                        s.served(generation);
+                    }
+                    h.hosts.feedback(&key, true);
+                    bump(&run.counters.not_modified, 1);
+                    metrics::counter!(m::HARVEST_NOT_MODIFIED_TOTAL).increment(1);
+                    metrics::counter!(m::HARVEST_FETCHES_TOTAL, "outcome" => "not_modified")
+                        .increment(1);
+                    return job(entry, Fetched::NotModified, prior);
+                }
+                if resp.status.is_success() {
+                    if let Some((s, why)) = match &run.session {
+                        Some(s) => s
+                            .lost(&h.cpu, &entry.kind, &url, &resp)
+                            .await
+                            .map(|w| (s, w)),
+                        None => None,
+                    } {
+                        if s.on_loss(generation, &mut losses) == Next::Renew && !run.stopping() {
+                            tracing::debug!(source = %run.source, url = %entry.url, reason = %why, "the site's session was lost; renewing it");
+                            renew_session(run, generation, delay).await;
+                            // Not a transient failure: the normal attempts stay for those.
+                            attempt -= 1;
+                            bump(&run.counters.retries, 1);
+                            metrics::counter!(m::HARVEST_RETRIES_TOTAL).increment(1);
+                            continue;
+                        }
+                        metrics::counter!(m::HARVEST_FETCHES_TOTAL, "outcome" => "error")
+                            .increment(1);
+                        let err = FetchError::SessionLost {
+                            url: entry.url.clone(),
+                            reason: why,
+                            renewals: losses.total - 1,
+                        };
+                        return job(entry, Fetched::Failed(err), prior);
+                    }
+                    if let Some(s) = &run.session {
+                        s.served(generation);
+                    }
+                    h.hosts.feedback(&key, true);
+                    bump(&run.counters.fetched, 1);
+                    metrics::counter!(m::HARVEST_FETCHES_TOTAL, "outcome" => "ok").increment(1);
+                    return job(entry, Fetched::Body(Box::new(resp)), prior);
+                }
+                if st == 401 && !retried_401 {
+                    if let Some(tok) = &used {
+                        run.auth.invalidate(tok).await;
+                        retried_401 = true;
+                        attempt -= 1;
+                        bump(&run.counters.retries, 1);
+                        metrics::counter!(m::HARVEST_RETRIES_TOTAL).increment(1);
+                        continue;
+                    }
+                }
+                let pause = if st == 429 || st == 503 {
+                    retry_after(&resp.headers).map(|d| d.min(max))
+                } else {
+                    None
+                };
+                (
+                    FetchError::Status {
+                        url: entry.url.clone(),
+                        status: st,
+                    },
+                    pause,
+                )
+            }
+            Err(e) => (e, None),
+        };
+        if err.retryable() {
+            h.hosts.feedback(&key, false);
+        }
+        if let Some(p) = pause {
+            h.hosts.pause(&key, p);
+        }
+        if err.retryable() && attempt < h.cfg.max_attempts && !run.stopping() {
+            bump(&run.counters.retries, 1);
+            metrics::counter!(m::HARVEST_RETRIES_TOTAL).increment(1);
+            if pause.is_none() {
+                tokio::time::sleep(backoff(base, max, attempt)).await;
+            }
+            continue;
+        }
+        metrics::counter!(m::HARVEST_FETCHES_TOTAL, "outcome" => "error").increment(1);
+        return job(entry, Fetched::Failed(err), prior);
+    }
+}
+
+/// Fetches the session's entry page into the run's jar (once for every fetch that saw the
+/// session lost in `generation`). A failure is logged, not returned: the page that saw the
+/// loss is fetched again either way and fails with `session_lost` once its retries are spent.
+async fn renew_session(run: &Run, generation: u64, delay: Duration) {
+    let Some(session) = &run.session else {
+        return;
+    };
+    let renewed = session
+        .renew(generation, || async {
+            let Some(entry) = session.entry().cloned() else {
+                // Nothing to fetch (a sitemap source without `session.entry`): the retry
+                // goes out with the cookies the redirect set.
+                return Ok(());
+            };
+            if run.budget.take().await.is_err() {
+                run.budget_hit.store(true, Ordering::Relaxed);
+                return Err("the requests_per_day budget is spent".to_owned());
+            }
+            let (headers, _) = run
+                .auth
+                .headers(&run.h.fetcher)
+                .await
+                .map_err(|e| e.to_string())?;
+            let permit = run
+                .h
+                .hosts
+                .acquire(&host_key(&entry), delay, run.host_limit)
+                .await;
+            bump(&run.counters.requests, 1);
+            let r = run
+                .h
+                .fetcher
+                .send(Request {
+                    method: Method::GET,
+                    url: entry.clone(),
+                    headers,
+                    form: None,
+                    jar: Some(&run.jar),
+                    credentials: run.auth.has_credentials(),
+                })
+                .await;
+            drop(permit);
+            run.save_jar().await;
+            match r {
+                Ok(resp) if resp.status.is_success() => {
+                    session.landed(&resp);
+                    Ok(())
+                }
+                Ok(resp) => Err(format!("{entry}: HTTP {}", resp.status.as_u16())),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+    match renewed {
+        Ok(true) => {
+            bump(&run.counters.session_renewals, 1);
+            metrics::counter!(m::HARVEST_SESSION_RENEWALS_TOTAL).increment(1);
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(source = %run.source, error = %e, "renewing the site's session failed")
+        }
+    }
+}
