@@ -1122,6 +1122,16 @@ async fn stored_records(
     out
 }
 
+/// A store that harvested the 60-entity sample site completely once, with `def`.
+async fn harvested_once(def: &str) -> Env {
+    let e = env(test_cfg()).await;
+    e.put(def).await;
+    let r1 = e.run("registry").await;
+    assert!(r1.complete && r1.status == "succeeded", "{r1:?}");
+    assert_eq!(r1.counts.records_new, 60, "{r1:?}");
+    e
+}
+
 async fn control(site: SocketAddr, path: &str) {
     let st = reqwest::Client::new()
         .post(format!("http://{site}/_control/{path}"))
@@ -1139,10 +1149,7 @@ async fn control(site: SocketAddr, path: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_lost_mid_run_is_renewed_and_every_record_stays_whole() {
     let site = serve(gleaner::demo::router(60)).await;
-    let e = env(test_cfg()).await;
-    e.put(&registry_def(site)).await;
-    let r1 = e.run("registry").await;
-    assert!(r1.complete && r1.status == "succeeded", "{r1:?}");
+    let e = harvested_once(&registry_def(site)).await;
 
     // What revision 1 looks like harvested with sessions that never expire.
     control(site, "revision/1").await;
@@ -1187,10 +1194,7 @@ async fn a_session_lost_mid_run_is_renewed_and_every_record_stays_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_that_cannot_be_renewed_fails_its_pages_and_keeps_every_record() {
     let site = serve(gleaner::demo::router(60)).await;
-    let e = env(test_cfg()).await;
-    e.put(&registry_def(site)).await;
-    let r1 = e.run("registry").await;
-    assert!(r1.complete && r1.counts.records_new == 60, "{r1:?}");
+    let e = harvested_once(&registry_def(site)).await;
     let before = stored_records(&e, 60).await;
 
     control(site, "revision/1").await;
@@ -1228,15 +1232,12 @@ async fn a_session_that_cannot_be_renewed_fails_its_pages_and_keeps_every_record
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_detail_page_without_a_required_field_keeps_the_stored_version() {
     let site = serve(gleaner::demo::router(60)).await;
-    let e = env(test_cfg()).await;
     let def = registry_def(site).replace(
         "[extract.detail.fields.sector]\nselector = \"#sector\"\n",
         "[extract.detail.fields.sector]\nselector = \"#sector\"\nrequired = true\n",
     ) + "[session]\nredirect_to_start = false\n";
     assert!(def.contains("required = true"));
-    e.put(&def).await;
-    let r1 = e.run("registry").await;
-    assert!(r1.complete && r1.counts.records_new == 60, "{r1:?}");
+    let e = harvested_once(&def).await;
     let before = stored_records(&e, 60).await;
 
     control(site, "revision/1").await;

@@ -125,22 +125,7 @@ pub(super) async fn fetch_job(run: &Run, entry: FrontierEntry) -> Job {
                 headers.insert(http::header::IF_MODIFIED_SINCE, v);
             }
         }
-        let permit = h.hosts.acquire(&key, delay, run.host_limit).await;
-        metrics::histogram!(m::HARVEST_HOST_WAIT_SECONDS).record(permit.waited.as_secs_f64());
-        bump(&run.counters.requests, 1);
-        let r = h
-            .fetcher
-            .send(Request {
-                method: Method::GET,
-                url: url.clone(),
-                headers,
-                form: None,
-                jar: Some(&run.jar),
-                credentials: run.auth.has_credentials(),
-            })
-            .await;
-        drop(permit);
-        run.save_jar().await;
+        let r = send_get(run, &key, &url, headers, delay).await;
         let (err, pause) = match r {
             Ok(resp) => {
                 let st = resp.status.as_u16();
@@ -258,27 +243,7 @@ async fn renew_session(run: &Run, generation: u64, delay: Duration) {
                 .headers(&run.h.fetcher)
                 .await
                 .map_err(|e| e.to_string())?;
-            let permit = run
-                .h
-                .hosts
-                .acquire(&host_key(&entry), delay, run.host_limit)
-                .await;
-            bump(&run.counters.requests, 1);
-            let r = run
-                .h
-                .fetcher
-                .send(Request {
-                    method: Method::GET,
-                    url: entry.clone(),
-                    headers,
-                    form: None,
-                    jar: Some(&run.jar),
-                    credentials: run.auth.has_credentials(),
-                })
-                .await;
-            drop(permit);
-            run.save_jar().await;
-            match r {
+            match send_get(run, &host_key(&entry), &entry, headers, delay).await {
                 Ok(resp) if resp.status.is_success() => {
                     session.landed(&resp);
                     Ok(())
@@ -298,4 +263,33 @@ async fn renew_session(run: &Run, generation: u64, delay: Duration) {
             tracing::warn!(source = %run.source, error = %e, "renewing the site's session failed")
         }
     }
+}
+
+/// One GET of the run within its host's politeness, with the run's cookie jar (saved when
+/// the response changed it).
+async fn send_get(
+    run: &Run,
+    host: &str,
+    url: &Url,
+    headers: http::HeaderMap,
+    delay: Duration,
+) -> Result<super::fetch::Response, FetchError> {
+    let permit = run.h.hosts.acquire(host, delay, run.host_limit).await;
+    metrics::histogram!(m::HARVEST_HOST_WAIT_SECONDS).record(permit.waited.as_secs_f64());
+    bump(&run.counters.requests, 1);
+    let r = run
+        .h
+        .fetcher
+        .send(Request {
+            method: Method::GET,
+            url: url.clone(),
+            headers,
+            form: None,
+            jar: Some(&run.jar),
+            credentials: run.auth.has_credentials(),
+        })
+        .await;
+    drop(permit);
+    run.save_jar().await;
+    r
 }
