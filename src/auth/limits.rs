@@ -148,8 +148,22 @@ struct Failures {
     blocked: RwLock<HashMap<IpAddr, Instant>>,
 }
 
+/// The key an address is limited under: IPv4 (also IPv4-mapped IPv6) as it is, IPv6 by
+/// its /64, the smallest block one client is usually given, so one host cannot walk its
+/// own prefix to start over.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
+
 impl Failures {
     fn blocked(&self, ip: IpAddr) -> Result<(), Limited> {
+        let ip = address_key(ip);
         let until = match self.blocked.read() {
             Ok(m) => m.get(&ip).copied(),
             Err(e) => e.into_inner().get(&ip).copied(),
@@ -172,6 +186,7 @@ impl Failures {
     }
 
     fn failed(&self, ip: IpAddr, cap: usize) -> Result<(), Limited> {
+        let ip = address_key(ip);
         let Err(l) = self.bucket.check(&ip.to_string(), "address") else {
             return Ok(());
         };
@@ -318,6 +333,14 @@ mod tests {
         let g = l.check_address(a).unwrap_err();
         assert!(g.retry_after_secs <= e.retry_after_secs);
         assert!(l.check_address(b).is_ok());
+        // IPv6 counts per /64; IPv4-mapped addresses count as IPv4.
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(l.authentication_failed(v6("2001:db8:1:2::1")).is_ok());
+        assert!(l.authentication_failed(v6("2001:db8:1:2:ffff::9")).is_ok());
+        assert!(l.authentication_failed(v6("2001:db8:1:2::77")).is_err());
+        assert!(l.check_address(v6("2001:db8:1:2::5")).is_err());
+        assert!(l.check_address(v6("2001:db8:1:3::1")).is_ok());
+        assert!(l.check_address(v6("::ffff:192.0.2.1")).is_err());
         l.sweep();
         assert!(l.check_address(a).is_err(), "a sweep keeps live blocks");
         let off = RateLimits::new(&LimitsConfig {

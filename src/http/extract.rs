@@ -290,8 +290,7 @@ pub(super) async fn authenticate_and_authorize(
                 );
                 if let Some(ip) = ip {
                     st.auth.limits.authentication_failed(ip).inspect_err(|l| {
-                        metrics::counter!(m::RATE_LIMITED_TOTAL, "scope" => l.scope)
-                            .increment(1);
+                        metrics::counter!(m::RATE_LIMITED_TOTAL, "scope" => l.scope).increment(1);
                     })?;
                 }
             }

@@ -36,7 +36,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::{authenticate_and_authorize, ApiBytes, ApiJson, ApiPath, ApiQuery, TenantPath};
+use super::extract::{
+    authenticate_and_authorize, ApiBytes, ApiJson, ApiPath, ApiQuery, TenantPath,
+};
 use super::extract::{ManageSecrets, ReadSources, Tenant, WriteSources};
 use super::{audit_entry, AppState};
 use crate::auth::Permission;

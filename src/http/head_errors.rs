@@ -129,7 +129,10 @@ enum Held {
         date: Option<Vec<u8>>,
     },
     /// The JSON answer being written at shutdown, and how much of it is out.
-    Replacing { bytes: Vec<u8>, sent: usize },
+    Replacing {
+        bytes: Vec<u8>,
+        sent: usize,
+    },
 }
 
 /// An IO that answers hyper's bodiless parse-error responses with the JSON error.
@@ -306,7 +309,10 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
-        assert!(head.contains("\r\nx-content-type-options: nosniff\r\n"), "{head}");
+        assert!(
+            head.contains("\r\nx-content-type-options: nosniff\r\n"),
+            "{head}"
+        );
         assert!(head.contains(&format!("\r\ncontent-length: {}\r\n", body.len())));
         assert!(head.contains("\r\ndate: Mon, 07 Dec 2026 12:00:00 GMT"));
         let v: serde_json::Value = serde_json::from_str(body).unwrap();

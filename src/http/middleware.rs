@@ -109,8 +109,7 @@ const MAX_REQUEST_ID: usize = 128;
 /// Whether a client's request id may be logged and echoed as sent.
 fn is_request_id_token(v: &[u8]) -> bool {
     (1..=MAX_REQUEST_ID).contains(&v.len())
-        && v
-            .iter()
+        && v.iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 

@@ -37,11 +37,7 @@ pub fn start(dir: &Path, extra_toml: &str) -> Server {
     } else {
         "auth_failures_per_minute = 0\n"
     };
-    std::fs::write(
-        &cfg,
-        format!("[limits]\n{limits}{failures}{extra_toml}\n"),
-    )
-    .unwrap();
+    std::fs::write(&cfg, format!("[limits]\n{limits}{failures}{extra_toml}\n")).unwrap();
     Server::start(
         &data,
         &["--config", cfg.to_str().unwrap()],
