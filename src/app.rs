@@ -184,6 +184,7 @@ pub async fn serve_on(cfg: Config, bound: Option<std::net::TcpListener>) -> Resu
             limits: cfg.limits.clone(),
             auth: cfg.auth.clone(),
             reuse_after_ms: (cfg.store.idle_close_secs as i64 + 60) * 1000,
+            csv_neutralize_formulas: cfg.http.csv_neutralize_formulas,
         }),
         // With replication on, `DELETE /v1/tenants/{id}?erase=true` erases the replica;
         // without, the request is recorded and stays pending.

@@ -26,6 +26,8 @@ pub enum ErrorKind {
     Forbidden,
     /// A body or collection is over a configured cap.
     TooLarge,
+    /// The request line and headers together are over the server's head buffer.
+    HeadTooLarge,
     /// A tenant quota (storage, records, sources, runs per day) would be exceeded.
     QuotaExceeded,
     /// Too many requests for a key or tenant; retry after the advertised delay.
@@ -68,6 +70,7 @@ impl ErrorKind {
             ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorKind::QuotaExceeded => StatusCode::FORBIDDEN,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unavailable | ErrorKind::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -88,6 +91,7 @@ impl ErrorKind {
             ErrorKind::Unauthenticated => "unauthenticated",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::TooLarge => "too_large",
+            ErrorKind::HeadTooLarge => "head_too_large",
             ErrorKind::QuotaExceeded => "quota_exceeded",
             ErrorKind::RateLimited => "rate_limited",
             ErrorKind::Unavailable => "unavailable",

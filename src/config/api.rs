@@ -136,6 +136,10 @@ pub struct LimitsConfig {
     /// Audit entries for failed authentication or denied permission per remote address per
     /// minute; more are counted in a metric but not written.
     pub audit_failures_per_minute: u32,
+    /// Failed authentications (401) per source address per minute, also the burst; past
+    /// it the address is answered 429 with `Retry-After`, its credentials not even tried,
+    /// until the bucket allows one more. 0 = no limit.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for LimitsConfig {
@@ -153,6 +157,7 @@ impl Default for LimitsConfig {
             export_chunk_rows: 1000,
             max_push_records: 1000,
             audit_failures_per_minute: 30,
+            auth_failures_per_minute: 30,
         }
     }
 }

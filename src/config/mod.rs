@@ -75,6 +75,10 @@ pub struct HttpConfig {
     pub cors_allowed_origins: Vec<String>,
     /// How long browsers may cache a CORS preflight answer, in seconds.
     pub cors_max_age_secs: u64,
+    /// CSV exports prefix text cells starting with `=`, `+`, `-`, `@`, tab or CR with `'`
+    /// so spreadsheets do not run them as formulas (OWASP CSV injection); a request can
+    /// turn it off with `neutralize_formulas=false`.
+    pub csv_neutralize_formulas: bool,
 }
 
 impl Default for HttpConfig {
@@ -93,6 +97,7 @@ impl Default for HttpConfig {
             tls_reload_secs: 5,
             cors_allowed_origins: Vec::new(),
             cors_max_age_secs: 600,
+            csv_neutralize_formulas: true,
         }
     }
 }

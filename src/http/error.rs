@@ -55,22 +55,36 @@ pub fn rate_headers(h: &mut HeaderMap, r: &RateInfo) {
     set("ratelimit-reset", r.reset_secs);
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The status and the documented JSON body (`{"error":{"code","message"}}`), used by
+    /// [`IntoResponse`] and by the connection-level answers hyper would otherwise send
+    /// without a body (`head_errors`).
+    pub(super) fn status_and_body(&self) -> (http::StatusCode, serde_json::Value) {
         let status = self.kind.http_status();
         let message = if status.is_server_error() && self.kind == ErrorKind::Internal {
             tracing::error!(error = %self.message, "internal error");
-            "internal error; see the server log for details".to_owned()
+            "internal error; see the server log for details"
         } else {
-            self.message
+            self.message.as_str()
         };
-        let body = json!({"error": {"code": self.kind.code(), "message": message}});
+        (
+            status,
+            json!({"error": {"code": self.kind.code(), "message": message}}),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.status_and_body();
         let mut resp = (status, Json(body)).into_response();
         let h = resp.headers_mut();
         if self.kind == ErrorKind::TooLarge {
             // The rest of the body was not read; tell the client not to reuse the connection.
             h.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
+        // For a rate-limited answer this is the limiter's one wait, also sent as
+        // `RateLimit-Reset`, so the two headers cannot disagree.
         let retry = self.retry_after_secs.or_else(|| {
             (self.kind.is_retryable() || self.kind == ErrorKind::ShuttingDown).then_some(1)
         });
@@ -130,7 +144,7 @@ impl From<Limited> for ApiError {
                 "rate limit of this {} exceeded; retry after {} s",
                 l.scope, l.retry_after_secs
             ),
-            retry_after_secs: Some(l.retry_after_secs.max(1)),
+            retry_after_secs: Some(l.retry_after_secs),
             rate: Some(l.info),
         }
     }

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use bytes::Bytes;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -47,19 +48,41 @@ where
     }
 }
 
+fn body_too_large() -> ApiError {
+    ApiError::new(
+        ErrorKind::TooLarge,
+        "request body is larger than http.max_body_bytes allows",
+    )
+}
+
 fn json_rejection(r: JsonRejection) -> ApiError {
     let status = r.status();
     if status == http::StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(
-            ErrorKind::TooLarge,
-            "request body is larger than http.max_body_bytes allows",
-        );
+        return body_too_large();
     }
     match r {
         JsonRejection::MissingJsonContentType(_) => {
             ApiError::invalid("expected a JSON body with `content-type: application/json`")
         }
         other => ApiError::invalid(format!("invalid JSON body: {}", other.body_text())),
+    }
+}
+
+/// A raw body (pushes, source definitions), capped like every body.
+pub struct ApiBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(ApiBytes(b)),
+            Err(r) if r.status() == http::StatusCode::PAYLOAD_TOO_LARGE => Err(body_too_large()),
+            Err(r) => Err(ApiError::invalid(format!(
+                "cannot read the request body: {}",
+                r.body_text()
+            ))),
+        }
     }
 }
 
@@ -231,10 +254,21 @@ pub(super) async fn authenticate_and_authorize(
     tenant: Option<&TenantId>,
 ) -> Result<(Principal, Remote), ApiError> {
     let remote = Remote::of(parts);
-    let header = parts
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .map(|v| v.as_bytes());
+    let ip = remote.0.map(|a| a.ip());
+    if let Some(ip) = ip {
+        st.auth.limits.check_address(ip).inspect_err(|l| {
+            metrics::counter!(m::RATE_LIMITED_TOTAL, "scope" => l.scope).increment(1);
+        })?;
+    }
+    let mut values = parts.headers.get_all(http::header::AUTHORIZATION).iter();
+    let header = values.next().map(|v| v.as_bytes());
+    if values.next().is_some() {
+        // Proxies and frameworks disagree on which of several to use; refuse rather
+        // than pick one.
+        return Err(ApiError::invalid(
+            "send one `Authorization` header, not several",
+        ));
+    }
     let principal = match st.auth.authenticate(header).await {
         Ok(p) => p,
         Err(e) => {
@@ -252,8 +286,13 @@ pub(super) async fn authenticate_and_authorize(
                         &remote,
                         &err.message,
                     ),
-                    remote.0.map(|a| a.ip()),
+                    ip,
                 );
+                if let Some(ip) = ip {
+                    st.auth.limits.authentication_failed(ip).inspect_err(|l| {
+                        metrics::counter!(m::RATE_LIMITED_TOTAL, "scope" => l.scope).increment(1);
+                    })?;
+                }
             }
             return Err(err);
         }

@@ -27,7 +27,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -37,7 +36,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::{authenticate_and_authorize, ApiJson, ApiPath, ApiQuery, TenantPath};
+use super::extract::{
+    authenticate_and_authorize, ApiBytes, ApiJson, ApiPath, ApiQuery, TenantPath,
+};
 use super::extract::{ManageSecrets, ReadSources, Tenant, WriteSources};
 use super::{audit_entry, AppState};
 use crate::auth::Permission;
@@ -183,7 +184,7 @@ pub(super) async fn put_source(
     State(st): State<AppState>,
     h: H,
     ApiPath(p): PathMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
     let h = harvester(h)?;
     let id = source_in(&p)?;
@@ -311,7 +312,7 @@ pub(super) async fn push(
     TenantPath(t): TenantPath,
     ApiPath(p): PathMap,
     ApiQuery(q): ApiQuery<PushQuery>,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let h = harvester(h)?;
     let headers = &parts.headers;

@@ -7,12 +7,14 @@
 //! panic catching); [`server`] runs the accept loop (plain or TLS): a semaphore caps open
 //! connections, hyper enforces a header-read timeout, and shutdown stops accepting, lets
 //! in-flight requests finish within a bound, then returns so the caller can flush the store.
+//! [`head_errors`] gives the requests hyper refuses before routing the same JSON error.
 
 mod audit;
 mod cursor;
 mod error;
 mod extract;
 mod harvest;
+mod head_errors;
 mod health;
 mod keys;
 mod middleware;
@@ -51,6 +53,8 @@ pub struct ApiSettings {
     /// A deleted tenant's id may be reused after this long (its database must have been
     /// closed by the idle sweeper first).
     pub reuse_after_ms: i64,
+    /// Default of an export's `neutralize_formulas` (`http.csv_neutralize_formulas`).
+    pub csv_neutralize_formulas: bool,
 }
 
 /// What every handler can reach, behind one `Arc`: axum clones the state into every

@@ -155,6 +155,11 @@ fn build() -> Value {
         json!({"type": "string", "enum": ["ndjson", "csv"]}),
         "Output format (default ndjson).",
     ));
+    export_params.push(q(
+        "neutralize_formulas",
+        json!({"type": "boolean"}),
+        "CSV only: prefix text cells starting with =, +, -, @, tab or CR with ' so spreadsheets do not run them (default http.csv_neutralize_formulas, true).",
+    ));
     let page_params = |after: Value| {
         vec![
             q("after", after, "Keyset: return items after this one."),
@@ -376,7 +381,7 @@ fn build() -> Value {
             "properties": {"error": {"type": "object", "required": ["code", "message"],
                 "properties": {"code": {"type": "string", "enum": [
                     "invalid_input", "config", "not_found", "method_not_allowed", "conflict",
-                    "unauthenticated", "forbidden", "too_large", "quota_exceeded", "rate_limited",
+                    "unauthenticated", "forbidden", "too_large", "head_too_large", "quota_exceeded", "rate_limited",
                     "unavailable", "shutting_down", "environment", "internal"]},
                     "message": str_}}}
         },
@@ -471,6 +476,10 @@ fn build() -> Value {
             "Conflicts with the current state (exists, revoked, recently deleted)",
         ),
         ("413", "Body larger than http.max_body_bytes"),
+        (
+            "431",
+            "Request line and headers over 64 KiB (answered before routing, then the connection is closed)",
+        ),
         ("415", "Body is not application/json"),
         (
             "503",

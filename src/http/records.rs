@@ -54,6 +54,7 @@ pub struct Filters {
     limit: Option<usize>,
     cursor: Option<String>,
     format: Option<Format>,
+    neutralize_formulas: Option<bool>,
 }
 
 fn path_of(name: &str, s: &str) -> Result<Vec<String>, ApiError> {
@@ -191,8 +192,10 @@ pub async fn list(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<Filters>,
 ) -> Result<Response, ApiError> {
-    if q.format.is_some() {
-        return Err(ApiError::invalid("`format` belongs to the export endpoint"));
+    if q.format.is_some() || q.neutralize_formulas.is_some() {
+        return Err(ApiError::invalid(
+            "`format` and `neutralize_formulas` belong to the export endpoint",
+        ));
     }
     let max = st.api.limits.max_page_size;
     let limit = q.limit.unwrap_or(st.api.limits.default_page_size);
@@ -402,6 +405,17 @@ pub fn csv_field(s: &str, out: &mut String) {
     }
 }
 
+/// A text cell from stored data: with `neutralize`, one a spreadsheet would run as a
+/// formula (OWASP CSV injection: leading `=`, `+`, `-`, `@`, tab, CR) gets a leading `'`,
+/// which spreadsheets show as text and do not display.
+fn csv_text(s: &str, neutralize: bool, out: &mut String) {
+    if neutralize && s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        csv_field(&format!("'{s}"), out);
+    } else {
+        csv_field(s, out);
+    }
+}
+
 const CSV_FIXED: [&str; 8] = [
     "id",
     "source",
@@ -413,7 +427,9 @@ const CSV_FIXED: [&str; 8] = [
     "removed",
 ];
 
-fn csv_row(r: &RecordRow, projection: &Projection, out: &mut String) {
+/// One row. Numbers, booleans and the fixed columns are written as they are: none can
+/// start a formula (a JSON number's leading `-` is its sign).
+fn csv_row(r: &RecordRow, projection: &Projection, neutralize: bool, out: &mut String) {
     let fixed = [
         r.id.to_string(),
         r.source.clone(),
@@ -428,21 +444,27 @@ fn csv_row(r: &RecordRow, projection: &Projection, out: &mut String) {
         if i > 0 {
             out.push(',');
         }
-        csv_field(v, out);
+        // `source` and `key` come from harvested or pushed data.
+        if i == 1 || i == 2 {
+            csv_text(v, neutralize, out);
+        } else {
+            csv_field(v, out);
+        }
     }
     match projection {
         None => {
             out.push(',');
-            csv_field(r.fields.get(), out);
+            csv_text(r.fields.get(), neutralize, out);
         }
         Some(p) => {
             let all = parse(&r.fields);
             for (_, path) in p {
                 out.push(',');
                 match lookup(&all, path) {
-                    Some(Value::String(s)) => csv_field(s, out),
+                    Some(Value::String(s)) => csv_text(s, neutralize, out),
                     Some(Value::Null) | None => {}
-                    Some(v) => csv_field(&v.to_string(), out),
+                    Some(v @ (Value::Number(_) | Value::Bool(_))) => csv_field(&v.to_string(), out),
+                    Some(v) => csv_text(&v.to_string(), neutralize, out),
                 }
             }
         }
@@ -461,11 +483,14 @@ pub async fn export(
         ));
     }
     let format = q.format.unwrap_or(Format::Ndjson);
+    let neutralize = q
+        .neutralize_formulas
+        .unwrap_or(st.api.csv_neutralize_formulas);
     let detail = json!({
         "format": if format == Format::Csv { "csv" } else { "ndjson" },
         "source": q.source, "key_prefix": q.key_prefix, "changed_since": q.changed_since,
         "removed": q.removed, "field": q.field, "equals": q.equals, "q": q.q,
-        "fields": q.fields,
+        "fields": q.fields, "neutralize_formulas": neutralize,
     });
     let p = parse_filters(t.id.as_str(), q)?;
     st.store
@@ -502,7 +527,7 @@ pub async fn export(
                 Some(p) => {
                     for (name, _) in p {
                         head.push(',');
-                        csv_field(name, &mut head);
+                        csv_text(name, neutralize, &mut head);
                     }
                 }
             }
@@ -537,7 +562,7 @@ pub async fn export(
                         buf.push_str(&serde_json::to_string(&r).unwrap_or_default());
                         buf.push('\n');
                     }
-                    Format::Csv => csv_row(&r, &projection, &mut buf),
+                    Format::Csv => csv_row(&r, &projection, neutralize, &mut buf),
                 }
             }
             if !buf.is_empty() && tx.send(Ok(Bytes::from(buf))).await.is_err() {
@@ -583,6 +608,19 @@ mod tests {
             s.push('|');
         }
         assert_eq!(s, "plain|\"a,b\"|\"say \"\"hi\"\"\"|\"two\nlines\"|");
+    }
+
+    #[test]
+    fn csv_formula_cells_are_neutralised_only_when_asked() {
+        let mut s = String::new();
+        for v in ["=1+1", "+1", "-1", "@A1", "\tx", "\rx", "a=b", "", "=a,b"] {
+            csv_text(v, true, &mut s);
+            s.push('|');
+        }
+        assert_eq!(s, "'=1+1|'+1|'-1|'@A1|'\tx|\"'\rx\"|a=b||\"'=a,b\"|");
+        let mut raw = String::new();
+        csv_text("=1+1", false, &mut raw);
+        assert_eq!(raw, "=1+1");
     }
 
     #[test]

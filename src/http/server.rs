@@ -1,4 +1,7 @@
 //! The accept loop (plain TCP or TLS) and graceful shutdown.
+//!
+//! Every connection's IO is wrapped in [`JsonHeadErrors`], so the requests hyper itself
+//! refuses get the documented JSON error too.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,6 +21,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use super::head_errors::{Answers, JsonHeadErrors};
 use crate::config::HttpConfig;
 use crate::telemetry::metrics as m;
 
@@ -36,6 +40,7 @@ fn serve_io<I>(
     router: Router,
     peer: SocketAddr,
     watcher: Watcher,
+    answers: Arc<Answers>,
 ) -> impl Future<Output = ()> + Send + 'static
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -47,7 +52,10 @@ where
         req
     });
     let conn = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(svc))
+        .serve_connection_with_upgrades(
+            TokioIo::new(JsonHeadErrors::new(io, answers)),
+            TowerToHyperService::new(svc),
+        )
         .into_owned();
     let conn = watcher.watch(conn);
     async move {
@@ -78,6 +86,7 @@ pub async fn serve(
         .max_concurrent_streams(64)
         .max_header_list_size(64 * 1024);
     let builder = Arc::new(builder);
+    let answers = Answers::new(super::middleware::security_headers(tls.is_some()));
     let acceptor = tls.map(TlsAcceptor::from);
     let handshake_timeout = Duration::from_millis(cfg.header_read_timeout_ms);
     let limit = Arc::new(Semaphore::new(cfg.max_connections));
@@ -105,15 +114,18 @@ pub async fn serve(
         let router = router.clone();
         let builder = Arc::clone(&builder);
         let acceptor = acceptor.clone();
+        let answers = Arc::clone(&answers);
         metrics::gauge!(m::HTTP_CONNECTIONS_OPEN).increment(1.0);
         tokio::spawn(async move {
             match acceptor {
-                None => serve_io(&builder, stream, router, peer, watcher).await,
+                None => serve_io(&builder, stream, router, peer, watcher, answers).await,
                 // The handshake runs in the connection's task, bounded like a request head,
                 // so a slow client cannot stall the accept loop.
                 Some(acc) => {
                     match tokio::time::timeout(handshake_timeout, acc.accept(stream)).await {
-                        Ok(Ok(tls)) => serve_io(&builder, tls, router, peer, watcher).await,
+                        Ok(Ok(tls)) => {
+                            serve_io(&builder, tls, router, peer, watcher, answers).await
+                        }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }

@@ -86,7 +86,7 @@ pub(super) fn describe_all() {
     );
     describe_counter!(
         RATE_LIMITED_TOTAL,
-        "Requests refused by a rate limit, by scope (credential or tenant)."
+        "Requests refused by a rate limit, by scope (credential, tenant, or address for failed authentications)."
     );
     describe_gauge!(BUILD_INFO, "Always 1; labels carry the version.");
     describe_gauge!(
