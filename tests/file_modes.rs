@@ -11,12 +11,13 @@ use std::path::Path;
 use common::{client, command, Server, ADMIN_TOKEN};
 use serde_json::json;
 
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p)
+/// The mode in octal, as `ls` and chmod spell it.
+fn mode(p: &Path) -> String {
+    let m = std::fs::metadata(p)
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
         .permissions()
-        .mode()
-        & 0o7777
+        .mode();
+    format!("{:04o}", m & 0o7777)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,7 +57,7 @@ async fn data_dir_and_databases_are_private_under_umask_022() {
     assert!(r.status().is_success(), "{}", r.status());
 
     // While the server runs, both databases are open: their -wal and -shm exist.
-    let mut got = vec![
+    let mut got: Vec<(String, String)> = vec![
         ("data".to_owned(), mode(&data)),
         ("tenants".to_owned(), mode(&data.join("tenants"))),
     ];
@@ -66,23 +67,17 @@ async fn data_dir_and_databases_are_private_under_umask_022() {
             got.push((name.clone(), mode(&data.join(&name))));
         }
     }
-    let want: Vec<(String, u32)> = got
+    let want: Vec<(String, String)> = got
         .iter()
         .map(|(n, _)| {
-            (
-                n.clone(),
-                if n.ends_with("db") || n.contains(".db-") {
-                    0o600
-                } else {
-                    0o700
-                },
-            )
+            let m = if n.contains(".db") { "0600" } else { "0700" };
+            (n.clone(), m.to_owned())
         })
         .collect();
     assert_eq!(got, want);
     assert!(srv.stop().success());
     // server.secret was already private; it still is.
-    assert_eq!(mode(&data.join("server.secret")), 0o600);
+    assert_eq!(mode(&data.join("server.secret")), "0600");
 }
 
 #[test]
@@ -110,23 +105,25 @@ fn loose_modes_left_by_an_earlier_run_are_tightened_at_open() {
     };
     key(0o022);
     let control = data.join("control.db");
-    assert_eq!(mode(&control), 0o600);
-    // As a copy or restore made under another umask would leave them.
-    for (p, m) in [(&control, 0o644), (&data.join("tenants"), 0o755)] {
+    let [wal, shm] = ["control.db-wal", "control.db-shm"].map(|n| data.join(n));
+    assert_eq!([mode(&control), mode(&wal), mode(&shm)], ["0600"; 3]);
+    // As a copy or restore made under another umask, or an older version, would leave them.
+    for (p, m) in [(&control, 0o644), (&wal, 0o666), (&shm, 0o644)] {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
     }
-    let wal = data.join("control.db-wal");
-    if wal.exists() {
-        std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o666)).unwrap();
-    }
+    std::fs::set_permissions(data.join("tenants"), std::fs::Permissions::from_mode(0o755)).unwrap();
     key(0o022);
-    assert_eq!(mode(&control), 0o600);
-    assert_eq!(mode(&data.join("tenants")), 0o700);
-    if wal.exists() {
-        assert_eq!(mode(&wal), 0o600);
-    }
+    assert_eq!(
+        [
+            mode(&control),
+            mode(&wal),
+            mode(&shm),
+            mode(&data.join("tenants"))
+        ],
+        ["0600", "0600", "0600", "0700"]
+    );
     // The data directory the administrator chose keeps its mode (see docs/security.md).
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o750)).unwrap();
     key(0o022);
-    assert_eq!(mode(&data), 0o750);
+    assert_eq!(mode(&data), "0750");
 }
