@@ -276,10 +276,7 @@ async fn start_replication(cfg: &Config, cpu: &CpuPool) -> Result<Option<Replica
         if all.is_empty() {
             tracing::info!(replica = %client.describe(), "no control.db and no replica: starting empty");
         } else {
-            std::fs::create_dir_all(&cfg.store.data_dir).map_err(|source| StoreError::DataDir {
-                path: cfg.store.data_dir.clone(),
-                reason: source.to_string(),
-            })?;
+            crate::store::create_private_dir(&cfg.store.data_dir, true)?;
             let rep = restore::restore(
                 client.clone(),
                 &RestoreOptions {

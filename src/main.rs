@@ -146,6 +146,10 @@ struct ServeArgs {
     /// Log filter, e.g. `info` or `debug` (overrides log.level).
     #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
+    /// Allow harvesting loopback, private and other non-public addresses (sets
+    /// harvest.allow_private_targets); only for sites on the node itself or trusted tenants.
+    #[arg(long)]
+    allow_private_targets: bool,
 }
 
 #[derive(Args)]
@@ -159,9 +163,6 @@ struct HarvestArgs {
     /// Source definition (TOML, or JSON when it ends in .json) to store before running.
     #[arg(long, value_name = "FILE")]
     source_file: Option<PathBuf>,
-    /// Allow fetching loopback and private addresses (sets harvest.allow_private_targets).
-    #[arg(long)]
-    allow_private_targets: bool,
     /// Print the run summary as JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -265,6 +266,7 @@ impl ServeArgs {
                 LogFormatArg::Json => LogFormat::Json,
             }),
             log_level: self.log_level.clone(),
+            allow_private_targets: self.allow_private_targets,
         }
     }
 }
@@ -501,9 +503,6 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            if args.allow_private_targets {
-                cfg.harvest.allow_private_targets = true;
-            }
             if args.serve.log_level.is_none() {
                 cfg.log.level = "warn".into();
             }

@@ -222,3 +222,120 @@ fn unusable_data_dir_and_taken_port_fail_at_start_up() {
     drop(taken);
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn allow_private_targets_flag_wins_over_file_and_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "g.toml",
+        "[harvest]\nallow_private_targets = false\n",
+    );
+    let effective = |flag: bool, env: Option<&str>| -> bool {
+        let mut c = command();
+        c.arg("--config")
+            .arg(&cfg)
+            .args(["config", "check", "--print"]);
+        if flag {
+            c.arg("--allow-private-targets");
+        }
+        if let Some(v) = env {
+            c.env("GLEANER_HARVEST__ALLOW_PRIVATE_TARGETS", v);
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let eff: toml::Table = toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        eff["harvest"]["allow_private_targets"].as_bool().unwrap()
+    };
+    assert!(!effective(false, None), "file: off");
+    assert!(effective(false, Some("true")), "env over file");
+    assert!(effective(true, Some("false")), "flag over env");
+    assert!(effective(true, None), "flag over file");
+}
+
+/// Starts `gleaner serve` (with `extra` flags), runs a source on a loopback site and
+/// returns the finished run.
+async fn serve_and_harvest_loopback(extra: &[&str]) -> serde_json::Value {
+    use common::{client, ADMIN_TOKEN};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(l, gleaner::demo::router(10)).await;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(
+        dir.path(),
+        extra,
+        &[("GLEANER_HTTP__ADMIN_TOKEN", ADMIN_TOKEN)],
+    );
+    let c = client();
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let r = c
+        .post(srv.url("/v1/tenants"))
+        .header("authorization", &auth)
+        .json(&serde_json::json!({"id": "acme"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let src = |p: &str| srv.url(&format!("/v1/tenants/acme/sources/registry{p}"));
+    let def = serde_json::json!({
+        "kind": "html",
+        "start_urls": [format!("http://{site}/registry/list.jsp?page=1")],
+        "scope": {"max_depth": 0},
+        "extract": {"record": "tr.result", "key": {"field": "code"},
+            "fields": {"code": {"selector": "td.code"}}}
+    });
+    let r = c
+        .put(src(""))
+        .header("authorization", &auth)
+        .json(&def)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = c
+        .post(src("/runs"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let run_id = r.json::<serde_json::Value>().await.unwrap()["run_id"]
+        .as_i64()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let run = loop {
+        let v: serde_json::Value = c
+            .get(src(&format!("/runs/{run_id}")))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["status"] != "running" {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "run did not end: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(srv.stop().success());
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_allow_private_targets_like_harvest() {
+    let run = serve_and_harvest_loopback(&[]).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["errors"][0]["kind"], "blocked", "{run}");
+
+    let run = serve_and_harvest_loopback(&["--allow-private-targets"]).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["counts"]["records_new"], 10, "{run}");
+}

@@ -525,6 +525,87 @@ async fn private_targets_are_blocked_unless_allowed() {
     );
 }
 
+/// A listener on 127.0.0.1 that only counts the connections it accepts.
+async fn counting_listener() -> (u16, Arc<AtomicU32>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicU32::new(0));
+    let n = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            n.fetch_add(1, Ordering::SeqCst);
+            drop(s);
+        }
+    });
+    (port, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_forms_of_loopback_are_refused_before_connecting() {
+    let (port, accepted) = counting_listener().await;
+    let e = env(HarvestConfig {
+        allow_private_targets: false,
+        max_attempts: 1,
+        ..test_cfg()
+    })
+    .await;
+    // IPv4-compatible, NAT64 (well-known and local-use prefix), 6to4, Teredo, site-local:
+    // each reaches 127.0.0.1 or space outside the public Internet.
+    for (i, host) in [
+        "[::127.0.0.1]",
+        "[64:ff9b::7f00:1]",
+        "[64:ff9b:1::7f00:1]",
+        "[2002:7f00:1::]",
+        "[2001:0:7f00:1::1]",
+        "[fec0::1]",
+        "[::ffff:0:7f00:1]",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let id = format!("v6form{i}");
+        e.put(&format!(
+            "id = \"{id}\"\nkind = \"html\"\nstart_urls = [\"http://{host}:{port}/list\"]\n\
+             [extract]\nrecord = \"li\"\nkey = {{ field = \"k\" }}\n\
+             [extract.fields.k]\nselector = \"a\"\n"
+        ))
+        .await;
+        let r = e.run(&id).await;
+        assert_eq!(r.status, "failed", "{host}: {r:?}");
+        assert!(!r.errors.is_empty(), "{host}: {r:?}");
+        for err in &r.errors {
+            assert_eq!(err.kind, "blocked", "{host}: {r:?}");
+            assert!(
+                err.reason.contains("not a public address"),
+                "{host}: {}",
+                err.reason
+            );
+        }
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "nothing may connect");
+
+    // The same listener does count a connection when private targets are allowed, so the
+    // zero above is the guard's doing.
+    let open = env(HarvestConfig {
+        max_attempts: 1,
+        ..test_cfg()
+    })
+    .await;
+    open.put(&format!(
+        "id = \"loop\"\nkind = \"html\"\nstart_urls = [\"http://127.0.0.1:{port}/list\"]\n\
+         [extract]\nrecord = \"li\"\nkey = {{ field = \"k\" }}\n\
+         [extract.fields.k]\nselector = \"a\"\n"
+    ))
+    .await;
+    let r = open.run("loop").await;
+    assert_eq!(r.status, "failed", "the listener answers nothing: {r:?}");
+    assert!(
+        r.errors.iter().all(|e| e.kind != "blocked"),
+        "allowed: {r:?}"
+    );
+    assert!(accepted.load(Ordering::SeqCst) >= 1);
+}
+
 /// An API whose refresh tokens rotate (each one works once) and whose access tokens are
 /// revoked after page 3, so a 401 arrives mid-run.
 #[derive(Clone, Default)]

@@ -13,9 +13,9 @@ use super::Invalid;
 pub struct HarvestConfig {
     /// User-Agent sent with every request and matched against robots.txt groups.
     pub user_agent: String,
-    /// Allow fetching private, loopback and link-local addresses. Off by default so a
-    /// tenant's source cannot reach the node's internal network; tests and demos on
-    /// 127.0.0.1 turn it on explicitly.
+    /// Allow fetching private, loopback, link-local and other non-public addresses (see
+    /// `harvest::runtime::guard`). Off by default so a tenant's source cannot reach the
+    /// node's internal network; tests and demos on 127.0.0.1 turn it on explicitly.
     pub allow_private_targets: bool,
     /// Time to establish a TCP (+TLS) connection, in milliseconds.
     pub connect_timeout_ms: u64,

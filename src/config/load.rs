@@ -24,6 +24,9 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
+    /// `--allow-private-targets`: sets `harvest.allow_private_targets`; `false` leaves the
+    /// lower layers' value (the flag can only turn the guard off, never back on).
+    pub allow_private_targets: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +97,9 @@ fn figment(file: Option<&Path>, env_prefix: &str, o: &Overrides) -> Figment {
     }
     if let Some(v) = &o.log_level {
         f = f.merge(flag("log.level", v.clone().into()));
+    }
+    if o.allow_private_targets {
+        f = f.merge(flag("harvest.allow_private_targets", true.into()));
     }
     f
 }
@@ -252,6 +258,10 @@ mod tests {
         };
         let c = load_t(Some(&p), &o, "GLEANER_T_PREC_").unwrap();
         assert_eq!(c.http.listen.port(), 1003);
+        assert!(
+            !c.harvest.allow_private_targets,
+            "no flag, no file, no env: off"
+        );
         assert_eq!(c.http.max_body_bytes, 222);
         assert_eq!(c.store.max_batch, 7);
         assert_eq!(

@@ -23,6 +23,8 @@ pub(crate) fn open_writer(
         path: path.to_path_buf(),
         source,
     };
+    // Created 0600 here, so SQLite's -wal and -shm (which copy its mode) are 0600 too.
+    super::fsmode::prepare_db_file(path)?;
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -142,14 +144,13 @@ fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
     .map(|_| ())
 }
 
-/// Creates `dir` if needed and proves it is writable by creating and removing a file, so an
-/// unusable data dir is reported at start-up rather than at the first write.
+/// Proves `dir` (already created, see `fsmode`) is writable by creating and removing a
+/// file, so an unusable data dir is reported at start-up rather than at the first write.
 pub(crate) fn ensure_writable_dir(dir: &Path) -> Result<(), StoreError> {
     let fail = |reason: String| StoreError::DataDir {
         path: dir.to_path_buf(),
         reason,
     };
-    std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create it: {e}")))?;
     let probe = dir.join(format!(".gleaner-write-probe-{}", std::process::id()));
     std::fs::write(&probe, b"probe").map_err(|e| fail(format!("cannot write in it: {e}")))?;
     std::fs::remove_file(&probe).map_err(|e| fail(format!("cannot remove files in it: {e}")))?;

@@ -19,6 +19,7 @@ mod db;
 mod dict;
 mod error;
 mod frontier;
+mod fsmode;
 mod fts;
 mod hooks;
 mod keys;
@@ -63,6 +64,7 @@ pub use tenants::{TenantRow, MAX_LIST as MAX_TENANT_LIST};
 pub use writer::{CheckpointPolicy, WriterStats};
 // The API's view of the store (keys, audit, queries, tenant administration, usage).
 pub use audit::{AuditEntry, AuditKey, AuditRecord, VerifyReport, GLOBAL_CHAIN};
+pub use fsmode::create_private_dir;
 pub use fts::{match_expression, MAX_QUERY_TERMS};
 pub use keys::{ApiKeyRow, KeyHashes, NewApiKey, MAX_KEY_LIST};
 pub use query::{lookup, Page, RecordFilter, RecordRow, RowRef, RowSink, ScanBudget, VersionRow};
@@ -158,7 +160,9 @@ impl Store {
         let control_path = data_dir.join("control.db");
         let (d, t) = (data_dir.clone(), tenants_dir.clone());
         let control = tokio::task::spawn_blocking(move || {
+            fsmode::create_private_dir(&d, true)?;
             conn::ensure_writable_dir(&d)?;
+            fsmode::own_private_dir(&t)?;
             conn::ensure_writable_dir(&t)?;
             Db::open_blocking(&control_path, DbKind::Control, &control_opts)
         })
