@@ -181,6 +181,18 @@ fn assert_all_ok(data: &Path, ctx: &str) {
 
 #[test]
 fn full_disk_gives_clean_errors_and_recovers_without_restart() {
+    full_disk(false);
+}
+
+/// The same with replication on: its staging files live in the data directory too, so it
+/// runs out of space alongside the writes, and once space returns the replica must catch up
+/// to exactly the local databases.
+#[test]
+fn full_disk_with_replication_recovers_and_the_replica_catches_up() {
+    full_disk(true);
+}
+
+fn full_disk(replicate: bool) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let fs = match Tmpfs::mount(&data, "8m") {
@@ -192,13 +204,22 @@ fn full_disk_gives_clean_errors_and_recovers_without_restart() {
             return;
         }
     };
-    let env = [
+    let replica_root = dir.path().join("replica");
+    let replica_url = format!("file://{}", replica_root.display());
+    let mut env = vec![
         ("GLEANER_HTTP__ADMIN_TOKEN", common::ADMIN_TOKEN),
         ("GLEANER_LIMITS__KEY_REQUESTS_PER_SECOND", "100000"),
         ("GLEANER_LIMITS__KEY_BURST", "100000"),
         ("GLEANER_LIMITS__TENANT_REQUESTS_PER_SECOND", "100000"),
         ("GLEANER_LIMITS__TENANT_BURST", "100000"),
     ];
+    if replicate {
+        env.extend([
+            ("GLEANER_REPLICATE__ENABLED", "true"),
+            ("GLEANER_REPLICATE__URL", replica_url.as_str()),
+            ("GLEANER_REPLICATE__SYNC_INTERVAL_MS", "50"),
+        ]);
+    }
     let server = common::Server::start(&data, &[], &env);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -284,6 +305,34 @@ fn full_disk_gives_clean_errors_and_recovers_without_restart() {
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), 200, "reads fail on a full disk");
+        if replicate {
+            // The variant means something only if shipping met the full disk too.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let m = client
+                    .get(server.url("/metrics"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                let errors: f64 = m
+                    .lines()
+                    .find_map(|l| l.strip_prefix("gleaner_replication_sync_errors_total "))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0.0);
+                if errors > 0.0 {
+                    eprintln!("disk_full: {errors} replication sync errors while full");
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "replication never failed on the full disk: the variant tests nothing"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
         let r = client.get(server.url("/healthz")).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200, "the process is not alive");
     });
@@ -341,8 +390,31 @@ fn full_disk_gives_clean_errors_and_recovers_without_restart() {
     assert_all_ok(&data, "after the clean stop");
     let have = stored_keys(&tenant_db);
     assert!(acked.iter().all(|k| have.contains(k)));
+    if replicate {
+        // The clean stop shipped the last frames: each replica restores to its local database.
+        for (name, local) in [
+            ("control", data.join("control.db")),
+            ("tenants/full", tenant_db.clone()),
+            ("tenants/another", data.join("tenants").join("another.db")),
+        ] {
+            let out = dir.path().join(format!("{}.db", name.replace('/', "-")));
+            replicate_support::gleaner_restore(
+                &replicate_support::Backend::File(replica_root.join(name)),
+                &["--quiet"],
+                &out,
+            )
+            .unwrap_or_else(|e| panic!("restore of the {name} replica: {e}"));
+            assert_eq!(integrity(&out), "ok", "restored {name}");
+            assert_eq!(
+                replicate_support::content(&out),
+                replicate_support::content(&local),
+                "the {name} replica did not catch up after the disk-full episode"
+            );
+        }
+    }
     eprintln!(
-        "disk_full passed: {} records acknowledged in all, {} refusals on the full disk (all 503/507 JSON)",
+        "disk_full (replication {}) passed: {} records acknowledged in all, {} refusals on the full disk (all 503/507 JSON)",
+        if replicate { "on" } else { "off" },
         acked.len(),
         refusals.len()
     );
