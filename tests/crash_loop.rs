@@ -56,8 +56,8 @@ fn seed() -> u64 {
     }
 }
 
-fn env(replica: &Path) -> Vec<(&'static str, String)> {
-    vec![
+fn env(replicas: &Replicas) -> Vec<(&'static str, String)> {
+    let mut v = vec![
         ("GLEANER_HTTP__ADMIN_TOKEN", common::ADMIN_TOKEN.to_owned()),
         // Writes as fast as it can; rate limiting is tested elsewhere.
         (
@@ -71,10 +71,6 @@ fn env(replica: &Path) -> Vec<(&'static str, String)> {
         ),
         ("GLEANER_LIMITS__TENANT_BURST", "100000".to_owned()),
         ("GLEANER_REPLICATE__ENABLED", "true".to_owned()),
-        (
-            "GLEANER_REPLICATE__URL",
-            format!("file://{}", replica.display()),
-        ),
         ("GLEANER_REPLICATE__SYNC_INTERVAL_MS", "50".to_owned()),
         // Checkpoint often, so kills land around checkpoints and snapshots too.
         (
@@ -85,7 +81,9 @@ fn env(replica: &Path) -> Vec<(&'static str, String)> {
             "GLEANER_REPLICATE__CHECKPOINT_INTERVAL_SECS",
             "1".to_owned(),
         ),
-    ]
+    ];
+    v.extend(replicas.server_env());
+    v
 }
 
 /// What the client saw acknowledged, per tenant: new keys, and each hot key's highest
@@ -107,8 +105,84 @@ fn tenant_db(data: &Path, t: &str) -> PathBuf {
     data.join("tenants").join(format!("{t}.db"))
 }
 
-fn replica_of(root: &Path, t: &str) -> Backend {
-    Backend::File(root.join("tenants").join(t))
+/// Where the server replicates to: a directory (the suite), or with
+/// `GLEANER_CRASH_REPLICA=s3` a SeaweedFS S3 gateway on loopback (the bench).
+enum Replicas {
+    File(PathBuf),
+    S3 {
+        // Kept for the test's lifetime; dropping it stops the gateway.
+        _server: replicate_support::S3Server,
+        endpoint: String,
+    },
+}
+
+const BUCKET: &str = "crash";
+
+impl Replicas {
+    fn new(work: &Path) -> Replicas {
+        match std::env::var("GLEANER_CRASH_REPLICA").as_deref() {
+            Ok("s3") => {
+                let server = replicate_support::S3Server::start(&work.join("s3"));
+                server.create_bucket(BUCKET);
+                let endpoint = server.endpoint.clone();
+                Replicas::S3 {
+                    _server: server,
+                    endpoint,
+                }
+            }
+            Ok("file") | Err(_) => Replicas::File(work.join("replica")),
+            Ok(other) => panic!("GLEANER_CRASH_REPLICA must be file or s3, not {other}"),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Replicas::File(_) => "file",
+            Replicas::S3 { .. } => "s3",
+        }
+    }
+
+    /// `replicate.url` and the environment the server needs for it.
+    fn server_env(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Replicas::File(root) => vec![(
+                "GLEANER_REPLICATE__URL",
+                format!("file://{}", root.display()),
+            )],
+            Replicas::S3 { endpoint, .. } => vec![
+                (
+                    "GLEANER_REPLICATE__URL",
+                    format!(
+                        "s3://{BUCKET}/node?endpoint={endpoint}&region=us-east-1&force_path_style=true"
+                    ),
+                ),
+                (
+                    "AWS_ACCESS_KEY_ID",
+                    replicate_support::ACCESS_KEY.to_owned(),
+                ),
+                (
+                    "AWS_SECRET_ACCESS_KEY",
+                    replicate_support::SECRET_KEY.to_owned(),
+                ),
+            ],
+        }
+    }
+
+    /// The replica of one database: `control` or `tenants/<id>`.
+    fn of(&self, sub: &str) -> Backend {
+        match self {
+            Replicas::File(root) => Backend::File(root.join(sub)),
+            Replicas::S3 { endpoint, .. } => Backend::S3 {
+                endpoint: endpoint.clone(),
+                bucket: BUCKET.into(),
+                path: format!("node/{sub}"),
+            },
+        }
+    }
+
+    fn tenant(&self, t: &str) -> Backend {
+        self.of(&format!("tenants/{t}"))
+    }
 }
 
 /// `key → version` of the workload's records in a database.
@@ -235,7 +309,7 @@ async fn write_load(
 
 /// After a kill: integrity of every database, acknowledged writes present locally, and the
 /// replica as it stands restores to an intact past state of the local database.
-fn check_after_kill(data: &Path, replica_root: &Path, acked: &Acked, work: &Path, ctx: &str) {
+fn check_after_kill(data: &Path, replicas: &Replicas, acked: &Acked, work: &Path, ctx: &str) {
     for db in databases(data) {
         assert_eq!(
             integrity(&db),
@@ -250,7 +324,7 @@ fn check_after_kill(data: &Path, replica_root: &Path, acked: &Acked, work: &Path
         let local = versions(&local_db);
         let out = work.join(format!("after-kill-{t}.db"));
         let _ = std::fs::remove_file(&out);
-        gleaner_restore(&replica_of(replica_root, t), &["--quiet"], &out)
+        gleaner_restore(&replicas.tenant(t), &["--quiet"], &out)
             .unwrap_or_else(|e| panic!("{ctx}: the replica of {t} does not restore: {e}"));
         assert_eq!(integrity(&out), "ok", "{ctx}: restored {t} corrupt");
         for (k, v) in versions(&out) {
@@ -293,8 +367,9 @@ fn sigkill_loop_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path();
     let data = work.join("data");
-    let replica_root = work.join("replica");
-    let env = env(&replica_root);
+    let replicas = Replicas::new(work);
+    eprintln!("crash loop: {} replica", replicas.kind());
+    let env = env(&replicas);
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -331,14 +406,14 @@ fn sigkill_loop_loses_no_acknowledged_write() {
             eprintln!("{ctx}: SIGKILL {after:?} after spawn (start-up)");
             kill_during_startup(&data, &env_ref, after);
             startup_kills += 1;
-            check_after_kill(&data, &replica_root, &acked.lock().unwrap(), work, &ctx);
+            check_after_kill(&data, &replicas, &acked.lock().unwrap(), work, &ctx);
             continue;
         }
         let server = common::Server::start(&data, &[], &env_ref);
         // The replica catches up with what the last run left behind.
         for t in TENANTS {
             wait_replica(
-                &replica_of(&replica_root, t),
+                &replicas.tenant(t),
                 &content(&tenant_db(&data, t)),
                 &probe,
                 Duration::from_secs(60),
@@ -361,7 +436,7 @@ fn sigkill_loop_loses_no_acknowledged_write() {
         let st = server.wait(Duration::from_secs(10));
         assert!(!st.success(), "{ctx}: the server exited on its own");
         sent_total += rt.block_on(load).unwrap();
-        check_after_kill(&data, &replica_root, &acked.lock().unwrap(), work, &ctx);
+        check_after_kill(&data, &replicas, &acked.lock().unwrap(), work, &ctx);
     }
     let acked = Arc::try_unwrap(acked).ok().unwrap().into_inner().unwrap();
     assert!(
@@ -377,17 +452,11 @@ fn sigkill_loop_loses_no_acknowledged_write() {
     let mut checks = 0usize;
     for (name, local, replica) in TENANTS
         .iter()
-        .map(|t| {
-            (
-                t.to_string(),
-                tenant_db(&data, t),
-                replica_of(&replica_root, t),
-            )
-        })
+        .map(|t| (t.to_string(), tenant_db(&data, t), replicas.tenant(t)))
         .chain([(
             "control".to_string(),
             data.join("control.db"),
-            Backend::File(replica_root.join("control")),
+            replicas.of("control"),
         )])
     {
         assert_eq!(integrity(&local), "ok", "seed {seed}: {name} corrupt");
@@ -430,9 +499,10 @@ fn sigkill_loop_loses_no_acknowledged_write() {
         eprintln!("crash loop: {name} restored at TXID {txid:#x} by both tools, equal to local");
     }
     eprintln!(
-        "crash loop passed: seed {seed}, {kills} kills ({startup_kills} during start-up), \
+        "crash loop passed: {} replica, seed {seed}, {kills} kills ({startup_kills} during start-up), \
          {} acknowledged requests / {} records ({} requests sent), 0 lost, \
          integrity ok after every kill, {checks} final restores equal to local, {:.1} s",
+        replicas.kind(),
         acked.requests,
         acked.total_keys(),
         sent_total,
