@@ -354,10 +354,13 @@ fn full_disk(replicate: bool) {
             data: data_str.to_owned(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut attempts = 0;
         loop {
+            attempts += 1;
             match w.push().await {
                 Outcome::Acked(k) => {
                     acked.extend(k);
+                    eprintln!("disk_full: space freed; write attempt {attempts} succeeded");
                     break;
                 }
                 Outcome::Refused(s, c) => assert!(
