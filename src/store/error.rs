@@ -76,9 +76,39 @@ pub enum StoreError {
     Join(String),
 }
 
+/// Whether SQLite reported that the file system has no space left (SQLITE_FULL).
+fn sqlite_disk_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
+}
+
 impl StoreError {
+    /// Whether the failure is a full disk, wherever it struck (opening, migrating, writing).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::DiskFull => true,
+            StoreError::Open { source, .. }
+            | StoreError::Migration { source, .. }
+            | StoreError::Sqlite(source) => sqlite_disk_full(source),
+            _ => false,
+        }
+    }
+
+    /// A database that could not be opened or migrated for want of space is a transient
+    /// [`StoreError::DiskFull`], not a broken environment: the caller may retry once space
+    /// returns, and the answer names no file path. The full error is logged here.
+    pub(crate) fn disk_full_on_open(self) -> Self {
+        if !self.is_disk_full() || matches!(self, StoreError::DiskFull) {
+            return self;
+        }
+        tracing::warn!(error = %self, "cannot open a database: the disk is full");
+        StoreError::DiskFull
+    }
+
     pub fn kind(&self) -> ErrorKind {
         use rusqlite::ErrorCode as C;
+        if self.is_disk_full() {
+            return ErrorKind::Unavailable;
+        }
         match self {
             StoreError::DataDir { .. } | StoreError::Open { .. } => ErrorKind::Environment,
             StoreError::SchemaTooNew { .. } | StoreError::Migration { .. } => {
@@ -131,5 +161,51 @@ impl StoreError {
             },
             _ => StoreError::Sqlite(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            Some("database or disk is full".into()),
+        )
+    }
+
+    #[test]
+    fn a_full_disk_is_unavailable_wherever_it_strikes() {
+        let path = PathBuf::from("/data/tenants/t.db");
+        let open = StoreError::Open {
+            path: path.clone(),
+            source: full(),
+        };
+        let migration = StoreError::Migration {
+            path,
+            version: 3,
+            source: full(),
+        };
+        for e in [
+            open,
+            migration,
+            StoreError::Sqlite(full()),
+            StoreError::DiskFull,
+        ] {
+            assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+            let plain = e.disk_full_on_open();
+            assert!(matches!(plain, StoreError::DiskFull), "{plain:?}");
+            assert!(!plain.to_string().contains("/data"));
+        }
+        let other = StoreError::Open {
+            path: PathBuf::from("/x.db"),
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                None,
+            ),
+        };
+        assert_eq!(other.kind(), ErrorKind::Environment);
+        assert!(matches!(other.disk_full_on_open(), StoreError::Open { .. }));
     }
 }

@@ -12,7 +12,7 @@
 //! second writer while the old one is still shutting down.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,10 +114,19 @@ impl Registry {
             }
         }
         let opts = self.opts.clone();
-        let db =
-            tokio::task::spawn_blocking(move || Db::open_blocking(&path, DbKind::Tenant, &opts))
-                .await
-                .map_err(|e| StoreError::Join(e.to_string()))??;
+        let db = tokio::task::spawn_blocking(move || {
+            let existed = path.exists();
+            Db::open_blocking(&path, DbKind::Tenant, &opts).map_err(|e| {
+                // A database this call created and could not finish (a full disk, say)
+                // must not stay behind as a tenant file no control.db row knows.
+                if create && !existed {
+                    remove_db_files(&path);
+                }
+                e.disk_full_on_open()
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))??;
         if let Some(o) = &self.observer {
             o.opened(&db);
         }
@@ -199,5 +208,14 @@ impl Registry {
             self.close_db(db).await;
         }
         metrics::gauge!(m::STORE_OPEN_TENANT_DBS).set(0.0);
+    }
+}
+
+/// Removes a database file and its -wal/-shm/-journal companions, ignoring absent ones.
+fn remove_db_files(db: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
     }
 }
