@@ -37,6 +37,9 @@ enum Command {
     /// Manage API keys directly in the data directory.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Check the audit log in the data directory.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Fill a tenant with synthetic records (benchmarks).
     #[command(hide = true)]
     BenchSeed {
@@ -243,6 +246,23 @@ enum KeyCommand {
         /// Expire the key after this many seconds.
         #[arg(long, value_name = "SECS")]
         expires_in_secs: Option<u64>,
+        /// Data directory (overrides store.data_dir).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify every audit chain (or one tenant's) link by link, against its signed anchor and
+    /// the checkpoint over all chains; exit 1 naming the first problem when it is broken.
+    Verify {
+        /// Only this tenant's chain (and the checkpoint).
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
         /// Data directory (overrides store.data_dir).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
@@ -489,6 +509,43 @@ fn main() -> ExitCode {
                     println!("{token}");
                     eprintln!("gleaner: store this token now; it is not shown again");
                     ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("gleaner: {e}");
+                    ExitCode::from(e.kind().exit_code() as u8)
+                }
+            }
+        }
+        Command::Audit(AuditCommand::Verify {
+            tenant,
+            json,
+            data_dir,
+        }) => {
+            let o = Overrides {
+                data_dir,
+                ..Overrides::default()
+            };
+            let mut cfg = match load(cli.config.as_ref(), &o) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            cfg.log.level = "warn".into();
+            let _tracing = gleaner::telemetry::init_tracing(&cfg.log);
+            let r = runtime().block_on(gleaner::commands::audit::verify(&cfg, tenant.as_deref()));
+            match r {
+                Ok(v) => {
+                    if json {
+                        println!("{}", serde_json::to_string(&v).unwrap_or_default());
+                    } else {
+                        print!("{}", v.describe());
+                    }
+                    match v.first_problem() {
+                        None => ExitCode::SUCCESS,
+                        Some(p) => {
+                            eprintln!("gleaner: the audit log does not verify: {p}");
+                            ExitCode::from(1)
+                        }
+                    }
                 }
                 Err(e) => {
                     eprintln!("gleaner: {e}");

@@ -62,7 +62,9 @@ pub use sources::{SourceRow, SourceWrite, MAX_SOURCE_LIST};
 pub use tenants::{TenantRow, MAX_LIST as MAX_TENANT_LIST};
 pub use writer::{CheckpointPolicy, WriterStats};
 // The API's view of the store (keys, audit, queries, tenant administration, usage).
-pub use audit::{AuditEntry, AuditKey, AuditRecord, VerifyReport, GLOBAL_CHAIN};
+pub use audit::{
+    AnchorView, AuditEntry, AuditKey, AuditRecord, CheckpointReport, VerifyReport, GLOBAL_CHAIN,
+};
 pub use fts::{match_expression, MAX_QUERY_TERMS};
 pub use keys::{ApiKeyRow, KeyHashes, NewApiKey, MAX_KEY_LIST};
 pub use query::{lookup, Page, RecordFilter, RecordRow, RowRef, RowSink, ScanBudget, VersionRow};
