@@ -98,7 +98,10 @@ async fn truncation_and_removed_chains_are_reported_by_api_and_cli() {
     let out = audit_verify(&data, &[], SECRET.1);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains(&format!("ok      chain t1: {n} entries")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("ok      chain t1: {n} entries")),
+        "{stdout}"
+    );
     assert!(stdout.contains("ok      checkpoint:"), "{stdout}");
     let out = audit_verify(&data, &["--tenant", "t1", "--json"], SECRET.1);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -131,7 +134,10 @@ async fn truncation_and_removed_chains_are_reported_by_api_and_cli() {
     let out = audit_verify(&data, &[], SECRET.1);
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("ok      chain t2") && stdout.contains("BROKEN  checkpoint: "), "{stdout}");
+    assert!(
+        stdout.contains("ok      chain t2") && stdout.contains("BROKEN  checkpoint: "),
+        "{stdout}"
+    );
 
     // A whole chain goes, t2's, with its anchor.
     tamper(
@@ -173,9 +179,20 @@ fn audit_verify_refuses_without_a_log_or_a_secret() {
     let dir = tempfile::tempdir().unwrap();
     let out = audit_verify(dir.path(), &[], SECRET.1);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("control.db does not exist"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("control.db does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = common::command()
-        .args(["bench-seed", "--tenant", "s", "--records", "1", "--data-dir"])
+        .args([
+            "bench-seed",
+            "--tenant",
+            "s",
+            "--records",
+            "1",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .env(SECRET.0, SECRET.1)
         .output()
@@ -187,9 +204,18 @@ fn audit_verify_refuses_without_a_log_or_a_secret() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("no server secret"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no server secret"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = audit_verify(dir.path(), &["--tenant", "s"], SECRET.1);
-    assert!(out.status.success(), "{} {}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{} {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let out = audit_verify(dir.path(), &["--tenant", "../x"], SECRET.1);
     assert_eq!(out.status.code(), Some(2));
 }

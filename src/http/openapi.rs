@@ -330,6 +330,7 @@ fn build() -> Value {
     let record_props = json!({
         "id": int, "source": str_, "key": str_, "version": int, "first_seen_ms": int,
         "version_since_ms": int, "last_seen_ms": int, "removed": {"type": "boolean"},
+        "removed_run": {"type": ["integer", "null"], "description": "The harvest run that marked the record removed; null while it is present."},
         "fields": {"type": "object"}
     });
     let api_key = json!({
@@ -418,7 +419,7 @@ fn build() -> Value {
                 "properties": {"requested": {"type": "boolean"},
                     "status": {"type": "string", "enum": ["not_requested", "pending", "done", "failed"]}}}}
         },
-        "Record": {"type": "object", "required": ["id", "source", "key", "version", "first_seen_ms", "version_since_ms", "last_seen_ms", "removed", "fields"], "properties": record_props},
+        "Record": {"type": "object", "required": ["id", "source", "key", "version", "first_seen_ms", "version_since_ms", "last_seen_ms", "removed", "removed_run", "fields"], "properties": record_props},
         "RecordPage": {"type": "object", "required": ["records", "next"], "properties": {"records": {"type": "array", "items": r("Record")}, "next": nullable("string")}},
         "Version": {"type": "object", "required": ["version", "since_ms", "until_ms", "fields"], "properties": {"version": int, "since_ms": int, "until_ms": int, "fields": {"type": "object"}}},
         "RecordDetail": {"type": "object", "required": ["record", "versions", "versions_total"], "properties": {"record": r("Record"), "versions": {"type": "array", "items": r("Version")}, "versions_total": int}},

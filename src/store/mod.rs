@@ -18,6 +18,7 @@ mod conn;
 mod db;
 mod dict;
 mod error;
+pub mod export;
 mod frontier;
 mod fts;
 mod hooks;
