@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod demo;
+pub mod export;
 pub mod harvest;
 
 use crate::error::ErrorKind;
