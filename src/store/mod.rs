@@ -13,6 +13,7 @@
 //! re-harvested.
 
 mod audit;
+mod audit_anchor;
 mod codec;
 mod conn;
 mod db;
