@@ -73,6 +73,31 @@ impl AppError {
     }
 }
 
+/// Publishes the audit checkpoint in the log (an anchor outside the database, see
+/// `store::audit`), signing a log that predates anchoring at start-up. A checkpoint that
+/// does not hold is an error to act on, not a reason to refuse to serve.
+async fn log_audit_checkpoint(store: &Store, key: &crate::store::AuditKey, at: &str) {
+    match store.anchor_audit(key).await {
+        Ok(cp) if cp.ok => tracing::info!(
+            at,
+            last_seq = cp.last_seq,
+            entries = cp.entries,
+            chains = cp.chains,
+            mac = %cp.mac,
+            "audit checkpoint"
+        ),
+        Ok(cp) => tracing::error!(
+            at,
+            last_seq = cp.last_seq,
+            entries = cp.entries,
+            chains = cp.chains,
+            reason = cp.reason.as_deref().unwrap_or(""),
+            "audit checkpoint does not hold: the audit log was tampered with; run `gleaner audit verify`"
+        ),
+        Err(e) => tracing::warn!(at, error = %e, "cannot read the audit checkpoint"),
+    }
+}
+
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn serve(cfg: Config) -> Result<(), AppError> {
     serve_on(cfg, None).await
@@ -161,6 +186,7 @@ pub async fn serve_on(cfg: Config, bound: Option<std::net::TcpListener>) -> Resu
         &cfg.auth,
         &cfg.limits,
     )?);
+    log_audit_checkpoint(&store, auth.audit_key(), "start-up").await;
     let upkeep = tokio::spawn({
         let auth = Arc::clone(&auth);
         let every = Duration::from_secs(cfg.auth.last_used_flush_secs);
@@ -240,6 +266,7 @@ pub async fn serve_on(cfg: Config, bound: Option<std::net::TcpListener>) -> Resu
     upkeep.abort();
     // Last-used times and request counts gathered since the last flush.
     auth.upkeep().await;
+    log_audit_checkpoint(&store, auth.audit_key(), "shutdown").await;
     // Closing the store ships every database's tail through the replicator's hooks.
     store.close().await;
     tracing::info!(drained = ?drained, "stopped");

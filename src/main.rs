@@ -37,6 +37,11 @@ enum Command {
     /// Manage API keys directly in the data directory.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Check the audit log in the data directory.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Write a tenant's records as NDJSON or CSV (the API export's output and filters).
+    Export(ExportCli),
     /// Fill a tenant with synthetic records (benchmarks).
     #[command(hide = true)]
     BenchSeed {
@@ -244,6 +249,72 @@ enum KeyCommand {
         /// Expire the key after this many seconds.
         #[arg(long, value_name = "SECS")]
         expires_in_secs: Option<u64>,
+        /// Data directory (overrides store.data_dir).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormatArg {
+    Ndjson,
+    Csv,
+}
+
+#[derive(Args)]
+struct ExportCli {
+    /// The tenant whose records to export.
+    #[arg(long, value_name = "TENANT")]
+    tenant: String,
+    /// NDJSON (one record per line, as the API lists them) or CSV (RFC 4180).
+    #[arg(long, value_enum, default_value = "ndjson")]
+    format: ExportFormatArg,
+    /// Only records of this source.
+    #[arg(long)]
+    source: Option<String>,
+    /// Only records whose key starts with this.
+    #[arg(long, value_name = "PREFIX")]
+    key_prefix: Option<String>,
+    /// Only records whose current version started at or after this time (ms since 1970).
+    #[arg(long, value_name = "MS")]
+    changed_since: Option<i64>,
+    /// true: only records marked removed; false: only present ones. Default: both.
+    #[arg(long, value_name = "BOOL")]
+    removed: Option<bool>,
+    /// With --equals: only records whose field at this dotted path equals the value.
+    #[arg(long, requires = "equals", value_name = "PATH")]
+    field: Option<String>,
+    #[arg(long, requires = "field", value_name = "VALUE")]
+    equals: Option<String>,
+    /// Full-text query: words, `word*` for a prefix.
+    #[arg(long, short = 'q', value_name = "WORDS")]
+    q: Option<String>,
+    /// Only these fields (comma-separated dotted paths), as named columns in CSV.
+    #[arg(long, value_name = "A,B.C")]
+    fields: Option<String>,
+    /// Write here (via FILE.partial, renamed when complete) instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// CSV: prefix text cells that would start a spreadsheet formula with `'`. Default:
+    /// http.csv_neutralize_formulas (true).
+    #[arg(long, value_name = "BOOL")]
+    neutralize_formulas: Option<bool>,
+    /// Data directory (overrides store.data_dir).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify every audit chain (or one tenant's) link by link, against its signed anchor and
+    /// the checkpoint over all chains; exit 1 naming the first problem when it is broken.
+    Verify {
+        /// Only this tenant's chain (and the checkpoint).
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
         /// Data directory (overrides store.data_dir).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
@@ -490,6 +561,92 @@ fn main() -> ExitCode {
                 Ok(token) => {
                     println!("{token}");
                     eprintln!("gleaner: store this token now; it is not shown again");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("gleaner: {e}");
+                    ExitCode::from(e.kind().exit_code() as u8)
+                }
+            }
+        }
+        Command::Audit(AuditCommand::Verify {
+            tenant,
+            json,
+            data_dir,
+        }) => {
+            let o = Overrides {
+                data_dir,
+                ..Overrides::default()
+            };
+            let mut cfg = match load(cli.config.as_ref(), &o) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            cfg.log.level = "warn".into();
+            let _tracing = gleaner::telemetry::init_tracing(&cfg.log);
+            let r = runtime().block_on(gleaner::commands::audit::verify(&cfg, tenant.as_deref()));
+            match r {
+                Ok(v) => {
+                    if json {
+                        println!("{}", serde_json::to_string(&v).unwrap_or_default());
+                    } else {
+                        print!("{}", v.describe());
+                    }
+                    match v.first_problem() {
+                        None => ExitCode::SUCCESS,
+                        Some(p) => {
+                            eprintln!("gleaner: the audit log does not verify: {p}");
+                            ExitCode::from(1)
+                        }
+                    }
+                }
+                Err(e) => {
+                    eprintln!("gleaner: {e}");
+                    ExitCode::from(e.kind().exit_code() as u8)
+                }
+            }
+        }
+        Command::Export(a) => {
+            let o = Overrides {
+                data_dir: a.data_dir.clone(),
+                ..Overrides::default()
+            };
+            let mut cfg = match load(cli.config.as_ref(), &o) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            cfg.log.level = "warn".into();
+            let _tracing = gleaner::telemetry::init_tracing(&cfg.log);
+            let to_file = a.output.clone();
+            let args = gleaner::commands::export::ExportArgs {
+                tenant: a.tenant,
+                format: Some(match a.format {
+                    ExportFormatArg::Ndjson => gleaner::store::export::ExportFormat::Ndjson,
+                    ExportFormatArg::Csv => gleaner::store::export::ExportFormat::Csv,
+                }),
+                source: a.source,
+                key_prefix: a.key_prefix,
+                changed_since: a.changed_since,
+                removed: a.removed,
+                field: a.field,
+                equals: a.equals,
+                q: a.q,
+                fields: a.fields,
+                output: a.output,
+                neutralize_formulas: a
+                    .neutralize_formulas
+                    .unwrap_or(cfg.http.csv_neutralize_formulas),
+            };
+            match runtime().block_on(gleaner::commands::export::export(&cfg, args)) {
+                Ok(done) => {
+                    if let Some(p) = to_file {
+                        eprintln!(
+                            "gleaner: exported {} records ({} bytes) to {}",
+                            done.records,
+                            done.bytes,
+                            p.display()
+                        );
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -308,11 +308,11 @@ async fn push_list_filter_page_export_quota_delete() {
     let rows: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(
         rows[0],
-        "id,source,key,version,first_seen_ms,version_since_ms,last_seen_ms,removed,title,n"
+        "id,source,key,version,first_seen_ms,version_since_ms,last_seen_ms,removed,removed_run,title,n"
     );
     assert_eq!(rows.len(), 126);
     assert!(
-        rows[1].contains(",odd,k0001,1,") && rows[1].ends_with(",item number 1,1"),
+        rows[1].contains(",odd,k0001,1,") && rows[1].ends_with(",false,,item number 1,1"),
         "{}",
         rows[1]
     );

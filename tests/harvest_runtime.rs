@@ -213,6 +213,31 @@ async fn html_registry_unchanged_then_changed_and_removed() {
     let keys: Vec<&str> = removed.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["ICT00298", "ICT00299", "ICT00300"]);
     assert!(removed.iter().all(|(_, run)| *run == r3.run_id));
+    // Listed and exported (both serialize these rows), a removed record names the run that
+    // removed it; a present one has none.
+    let budget = gleaner::store::ScanBudget {
+        deadline: Instant::now() + Duration::from_secs(60),
+        max_scan: 100_000,
+        timeout_ms: 60_000,
+    };
+    let filter = |removed| gleaner::store::RecordFilter {
+        source: Some("registry".into()),
+        removed: Some(removed),
+        ..Default::default()
+    };
+    let gone = db.list_records(filter(true), 0, 10, budget).await.unwrap();
+    assert_eq!(gone.rows.len(), 3);
+    for r in &gone.rows {
+        let v = serde_json::to_value(r).unwrap();
+        assert_eq!(v["removed"], true, "{v}");
+        assert_eq!(v["removed_run"], r3.run_id, "{v}");
+    }
+    let here = db.list_records(filter(false), 0, 1, budget).await.unwrap();
+    let v = serde_json::to_value(&here.rows[0]).unwrap();
+    assert_eq!(
+        (v["removed"].clone(), v["removed_run"].clone()),
+        (false.into(), serde_json::Value::Null)
+    );
     // The run log has all three.
     let runs = db.list_runs("registry", None, 10).await.unwrap();
     assert_eq!(runs.len(), 3);

@@ -1,8 +1,11 @@
-//! One-shot commands that wire the library together outside `serve`: `gleaner harvest`
-//! (one run in the foreground with a progress bar) and `gleaner demo` (the sample site,
-//! a demo tenant, its harvests and the API, all on loopback).
+//! One-shot commands that wire the library together outside `serve`, one file each:
+//! `gleaner harvest` (one run in the foreground with a progress bar), `gleaner demo` (the
+//! sample site, a demo tenant, its harvests and the API, all on loopback), `gleaner audit
+//! verify` and `gleaner export`.
 
+pub mod audit;
 pub mod demo;
+pub mod export;
 pub mod harvest;
 
 use crate::error::ErrorKind;

@@ -335,6 +335,7 @@ fn build() -> Value {
     let record_props = json!({
         "id": int, "source": str_, "key": str_, "version": int, "first_seen_ms": int,
         "version_since_ms": int, "last_seen_ms": int, "removed": {"type": "boolean"},
+        "removed_run": {"type": ["integer", "null"], "description": "The harvest run that marked the record removed; null while it is present."},
         "fields": {"type": "object"}
     });
     let api_key = json!({
@@ -375,6 +376,17 @@ fn build() -> Value {
         "SecretNames": {"type": "object", "required": ["secrets"], "properties": {"secrets": {"type": "array", "items": str_}}},
         "SecretBody": {"type": "object", "additionalProperties": false, "required": ["value"], "properties": {"value": {"type": "string", "minLength": 1, "maxLength": 16384}}},
     });
+    let verify_report = json!({
+        "type": "object", "required": ["ok", "entries", "first_broken", "head", "anchor"],
+        "properties": {"ok": {"type": "boolean"}, "entries": int,
+            "first_broken": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["seq", "reason"], "properties": {"seq": int, "reason": str_}}]},
+            "head": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["seq", "hash"], "properties": {"seq": int, "hash": str_}}]},
+            "anchor": {"description": "The chain's signed head (seq, hash, entries up to it); a chain shorter than its anchor was truncated.",
+                "oneOf": [{"type": "null"}, {"type": "object", "required": ["seq", "hash", "entries"], "properties": {"seq": int, "hash": str_, "entries": int}}]},
+            "checkpoint": {"description": "The signed checkpoint over all chains: in the global chain's report, and in that of a chain with no entries and no anchor.",
+                "type": "object", "required": ["ok", "reason", "last_seq", "entries", "chains", "mac"],
+                "properties": {"ok": {"type": "boolean"}, "reason": nullable("string"), "last_seq": int, "entries": int, "chains": int, "mac": str_}}}
+    });
     let mut schemas = json!({
         "Error": {
             "type": "object", "required": ["error"],
@@ -412,7 +424,7 @@ fn build() -> Value {
                 "properties": {"requested": {"type": "boolean"},
                     "status": {"type": "string", "enum": ["not_requested", "pending", "done", "failed"]}}}}
         },
-        "Record": {"type": "object", "required": ["id", "source", "key", "version", "first_seen_ms", "version_since_ms", "last_seen_ms", "removed", "fields"], "properties": record_props},
+        "Record": {"type": "object", "required": ["id", "source", "key", "version", "first_seen_ms", "version_since_ms", "last_seen_ms", "removed", "removed_run", "fields"], "properties": record_props},
         "RecordPage": {"type": "object", "required": ["records", "next"], "properties": {"records": {"type": "array", "items": r("Record")}, "next": nullable("string")}},
         "Version": {"type": "object", "required": ["version", "since_ms", "until_ms", "fields"], "properties": {"version": int, "since_ms": int, "until_ms": int, "fields": {"type": "object"}}},
         "RecordDetail": {"type": "object", "required": ["record", "versions", "versions_total"], "properties": {"record": r("Record"), "versions": {"type": "array", "items": r("Version")}, "versions_total": int}},
@@ -438,12 +450,7 @@ fn build() -> Value {
         },
         "AuditEntry": audit_entry,
         "AuditPage": {"type": "object", "required": ["entries", "next"], "properties": {"entries": {"type": "array", "items": r("AuditEntry")}, "next": opt_int}},
-        "VerifyReport": {
-            "type": "object", "required": ["ok", "entries", "first_broken", "head"],
-            "properties": {"ok": {"type": "boolean"}, "entries": int,
-                "first_broken": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["seq", "reason"], "properties": {"seq": int, "reason": str_}}]},
-                "head": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["seq", "hash"], "properties": {"seq": int, "hash": str_}}]}}
-        },
+        "VerifyReport": verify_report,
         "Usage": {
             "type": "object", "required": ["tenant", "storage_bytes", "records", "quotas", "days"],
             "properties": {"tenant": str_, "storage_bytes": int, "records": int, "quotas": r("Quotas"),

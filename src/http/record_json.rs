@@ -28,10 +28,15 @@ pub(super) fn write_row(buf: &mut Vec<u8>, r: &RowRef<'_>) {
     buf.extend_from_slice(b",\"last_seen_ms\":");
     buf.extend_from_slice(ints.format(r.last_seen_ms).as_bytes());
     buf.extend_from_slice(if r.removed {
-        b",\"removed\":true,\"fields\":"
+        b",\"removed\":true,\"removed_run\":"
     } else {
-        b",\"removed\":false,\"fields\":"
+        b",\"removed\":false,\"removed_run\":"
     });
+    match r.removed_run {
+        Some(run) => buf.extend_from_slice(ints.format(run).as_bytes()),
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.extend_from_slice(b",\"fields\":");
     // Checked JSON text from the store, passed through as serde passes a RawValue.
     buf.extend_from_slice(r.fields.get().as_bytes());
     buf.push(b'}');
@@ -75,7 +80,11 @@ mod tests {
             ("ctl\u{0}\u{1f}\n\t\r\u{8}\u{c}", "del\u{7f}"),
             ("", ""),
         ] {
-            for (id, removed) in [(i64::MIN, true), (0, false), (i64::MAX, true)] {
+            for (id, removed, removed_run) in [
+                (i64::MIN, true, Some(i64::MIN)),
+                (0, false, None),
+                (i64::MAX, true, Some(i64::MAX)),
+            ] {
                 check(&RowRef {
                     id,
                     source,
@@ -85,6 +94,7 @@ mod tests {
                     version_since_ms: 0,
                     last_seen_ms: i64::MIN,
                     removed,
+                    removed_run,
                     fields: &fields,
                 });
             }
@@ -95,7 +105,7 @@ mod tests {
         #[test]
         fn any_row_is_written_as_serde_writes_it(
             id in any::<i64>(), version in any::<i64>(), t in any::<(i64, i64, i64)>(),
-            removed in any::<bool>(), source in ".{0,40}", key in "[\\x00-\\x7f]{0,40}",
+            removed_run in any::<Option<i64>>(), source in ".{0,40}", key in "[\\x00-\\x7f]{0,40}",
             value in ".{0,40}",
         ) {
             let fields = serde_json::value::to_raw_value(&serde_json::json!({"v": value}))
@@ -108,7 +118,8 @@ mod tests {
                 first_seen_ms: t.0,
                 version_since_ms: t.1,
                 last_seen_ms: t.2,
-                removed,
+                removed: removed_run.is_some(),
+                removed_run,
                 fields: &fields,
             });
         }

@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::cursor;
@@ -24,17 +23,18 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, ReadRecords, Tenant, WriteRecor
 use super::record_json;
 use super::AppState;
 use crate::auth::now_ms;
+use crate::store::export::{
+    self, field_path, project, ExportCursor, ExportFormat, ExportLimits, Projection,
+};
 use crate::store::{
-    encode_payload, lookup, match_expression, PutOutcome, RecordFilter, RecordRow, RecordWrite,
-    RowRef, RowSink, ScanBudget, StoreError, VersionRow,
+    encode_payload, match_expression, PutOutcome, RecordFilter, RecordRow, RecordWrite, RowRef,
+    RowSink, ScanBudget, StoreError, VersionRow,
 };
 
 const MAX_SOURCE_CHARS: usize = 256;
 const MAX_KEY_CHARS: usize = 1024;
 const MAX_VALUE_CHARS: usize = 1024;
 const MAX_QUERY_CHARS: usize = 256;
-const MAX_PROJECTED: usize = 32;
-const MAX_PATH_SEGMENTS: usize = 8;
 const MAX_VERSIONS: usize = 100;
 
 /// Query parameters of list (with `limit`, `cursor`) and export (with `format`). One flat
@@ -58,16 +58,7 @@ pub struct Filters {
 }
 
 fn path_of(name: &str, s: &str) -> Result<Vec<String>, ApiError> {
-    let segs: Vec<String> = s.split('.').map(str::to_owned).collect();
-    if s.is_empty()
-        || segs.len() > MAX_PATH_SEGMENTS
-        || segs.iter().any(|p| p.is_empty() || p.chars().count() > 64)
-    {
-        return Err(ApiError::invalid(format!(
-            "`{name}`: a dotted field path of 1 to {MAX_PATH_SEGMENTS} non-empty names of at most 64 characters"
-        )));
-    }
-    Ok(segs)
+    field_path(name, s).map_err(ApiError::invalid)
 }
 
 fn check_len(name: &str, v: &Option<String>, max: usize) -> Result<(), ApiError> {
@@ -84,7 +75,7 @@ fn check_len(name: &str, v: &Option<String>, max: usize) -> Result<(), ApiError>
 /// A validated query: the store filter, the projection, and a fingerprint for cursors.
 struct Parsed {
     filter: RecordFilter,
-    projection: Option<Vec<(String, Vec<String>)>>,
+    projection: Projection,
     fingerprint: Vec<u8>,
 }
 
@@ -109,23 +100,12 @@ fn parse_filters(tenant: &str, f: Filters) -> Result<Parsed, ApiError> {
         ),
         None => None,
     };
-    let projection = match &f.fields {
-        Some(list) => {
-            let names: Vec<&str> = list.split(',').collect();
-            if names.len() > MAX_PROJECTED {
-                return Err(ApiError::invalid(format!(
-                    "`fields`: at most {MAX_PROJECTED} names"
-                )));
-            }
-            Some(
-                names
-                    .into_iter()
-                    .map(|n| Ok((n.to_owned(), path_of("fields", n)?)))
-                    .collect::<Result<Vec<_>, ApiError>>()?,
-            )
-        }
-        None => None,
-    };
+    let projection = f
+        .fields
+        .as_deref()
+        .map(|list| export::projection("fields", list))
+        .transpose()
+        .map_err(ApiError::invalid)?;
     let filter = RecordFilter {
         source: f.source.clone(),
         key_prefix: f.key_prefix.clone(),
@@ -152,30 +132,6 @@ fn parse_filters(tenant: &str, f: Filters) -> Result<Parsed, ApiError> {
         projection,
         fingerprint,
     })
-}
-
-type Projection = Option<Vec<(String, Vec<String>)>>;
-
-fn parse(raw: &RawValue) -> Value {
-    // Stored payloads are checked JSON; a failure here would be a bug, shown as null.
-    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
-}
-
-/// The projected fields, or the stored JSON passed through untouched.
-fn project(fields: Box<RawValue>, projection: &Projection) -> Box<RawValue> {
-    match projection {
-        None => fields,
-        Some(p) => {
-            let all = parse(&fields);
-            let mut out = serde_json::Map::new();
-            for (name, path) in p {
-                if let Some(v) = lookup(&all, path) {
-                    out.insert(name.clone(), v.clone());
-                }
-            }
-            serde_json::value::to_raw_value(&Value::Object(out)).unwrap_or(fields)
-        }
-    }
 }
 
 fn budget(st: &AppState) -> ScanBudget {
@@ -394,82 +350,13 @@ pub enum Format {
     Csv,
 }
 
-/// RFC 4180 quoting: fields with a comma, quote or line break are quoted, quotes doubled.
-pub fn csv_field(s: &str, out: &mut String) {
-    if s.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        out.push_str(&s.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(s);
-    }
-}
-
-/// A text cell from stored data: with `neutralize`, one a spreadsheet would run as a
-/// formula (OWASP CSV injection: leading `=`, `+`, `-`, `@`, tab, CR) gets a leading `'`,
-/// which spreadsheets show as text and do not display.
-fn csv_text(s: &str, neutralize: bool, out: &mut String) {
-    if neutralize && s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        csv_field(&format!("'{s}"), out);
-    } else {
-        csv_field(s, out);
-    }
-}
-
-const CSV_FIXED: [&str; 8] = [
-    "id",
-    "source",
-    "key",
-    "version",
-    "first_seen_ms",
-    "version_since_ms",
-    "last_seen_ms",
-    "removed",
-];
-
-/// One row. Numbers, booleans and the fixed columns are written as they are: none can
-/// start a formula (a JSON number's leading `-` is its sign).
-fn csv_row(r: &RecordRow, projection: &Projection, neutralize: bool, out: &mut String) {
-    let fixed = [
-        r.id.to_string(),
-        r.source.clone(),
-        r.key.clone(),
-        r.version.to_string(),
-        r.first_seen_ms.to_string(),
-        r.version_since_ms.to_string(),
-        r.last_seen_ms.to_string(),
-        r.removed.to_string(),
-    ];
-    for (i, v) in fixed.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        // `source` and `key` come from harvested or pushed data.
-        if i == 1 || i == 2 {
-            csv_text(v, neutralize, out);
-        } else {
-            csv_field(v, out);
+impl From<Format> for ExportFormat {
+    fn from(f: Format) -> ExportFormat {
+        match f {
+            Format::Ndjson => ExportFormat::Ndjson,
+            Format::Csv => ExportFormat::Csv,
         }
     }
-    match projection {
-        None => {
-            out.push(',');
-            csv_text(r.fields.get(), neutralize, out);
-        }
-        Some(p) => {
-            let all = parse(&r.fields);
-            for (_, path) in p {
-                out.push(',');
-                match lookup(&all, path) {
-                    Some(Value::String(s)) => csv_text(s, neutralize, out),
-                    Some(Value::Null) | None => {}
-                    Some(v @ (Value::Number(_) | Value::Bool(_))) => csv_field(&v.to_string(), out),
-                    Some(v) => csv_text(&v.to_string(), neutralize, out),
-                }
-            }
-        }
-    }
-    out.push_str("\r\n");
 }
 
 pub async fn export(
@@ -507,70 +394,31 @@ pub async fn export(
         )
         .await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let chunk = st.api.limits.export_chunk_rows;
-    let limits = st.api.limits.clone();
-    let db = t.db.clone();
+    let l = &st.api.limits;
+    let limits = ExportLimits {
+        chunk_rows: l.export_chunk_rows,
+        timeout_ms: l.statement_timeout_ms,
+        max_scan: l.max_scan_rows as i64,
+    };
     let Parsed {
         filter, projection, ..
     } = p;
+    let mut cursor = ExportCursor::new(t.db.clone(), filter, format.into(), projection, limits)
+        .neutralize_formulas(neutralize);
     tokio::spawn(async move {
-        if format == Format::Csv {
-            let mut head = String::new();
-            for (i, c) in CSV_FIXED.iter().enumerate() {
-                if i > 0 {
-                    head.push(',');
-                }
-                head.push_str(c);
-            }
-            match &projection {
-                None => head.push_str(",fields"),
-                Some(p) => {
-                    for (name, _) in p {
-                        head.push(',');
-                        csv_text(name, neutralize, &mut head);
+        loop {
+            match cursor.next().await {
+                Ok(Some((text, _))) => {
+                    if !text.is_empty() && tx.send(Ok(Bytes::from(text))).await.is_err() {
+                        return;
                     }
                 }
-            }
-            head.push_str("\r\n");
-            if tx.send(Ok(Bytes::from(head))).await.is_err() {
-                return;
-            }
-        }
-        let mut after = 0i64;
-        loop {
-            let b = ScanBudget {
-                deadline: Instant::now() + Duration::from_millis(limits.statement_timeout_ms),
-                max_scan: limits.max_scan_rows as i64,
-                timeout_ms: limits.statement_timeout_ms,
-            };
-            let page = match db.list_records(filter.clone(), after, chunk, b).await {
-                Ok(p) => p,
+                Ok(None) => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "export stopped by a read error");
                     let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
                     return;
                 }
-            };
-            let mut buf = String::with_capacity(page.rows.len() * 256);
-            for r in page.rows {
-                match format {
-                    Format::Ndjson => {
-                        let r = RecordRow {
-                            fields: project(r.fields, &projection),
-                            ..r
-                        };
-                        buf.push_str(&serde_json::to_string(&r).unwrap_or_default());
-                        buf.push('\n');
-                    }
-                    Format::Csv => csv_row(&r, &projection, neutralize, &mut buf),
-                }
-            }
-            if !buf.is_empty() && tx.send(Ok(Bytes::from(buf))).await.is_err() {
-                return;
-            }
-            match page.next_after {
-                Some(n) => after = n,
-                None => return,
             }
         }
     });
@@ -599,29 +447,6 @@ pub async fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_quoting() {
-        let mut s = String::new();
-        for v in ["plain", "a,b", "say \"hi\"", "two\nlines"] {
-            csv_field(v, &mut s);
-            s.push('|');
-        }
-        assert_eq!(s, "plain|\"a,b\"|\"say \"\"hi\"\"\"|\"two\nlines\"|");
-    }
-
-    #[test]
-    fn csv_formula_cells_are_neutralised_only_when_asked() {
-        let mut s = String::new();
-        for v in ["=1+1", "+1", "-1", "@A1", "\tx", "\rx", "a=b", "", "=a,b"] {
-            csv_text(v, true, &mut s);
-            s.push('|');
-        }
-        assert_eq!(s, "'=1+1|'+1|'-1|'@A1|'\tx|\"'\rx\"|a=b||\"'=a,b\"|");
-        let mut raw = String::new();
-        csv_text("=1+1", false, &mut raw);
-        assert_eq!(raw, "=1+1");
-    }
 
     #[test]
     fn filters_are_validated() {

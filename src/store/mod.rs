@@ -13,11 +13,13 @@
 //! re-harvested.
 
 mod audit;
+mod audit_anchor;
 mod codec;
 mod conn;
 mod db;
 mod dict;
 mod error;
+pub mod export;
 mod frontier;
 mod fsmode;
 mod fts;
@@ -63,7 +65,9 @@ pub use sources::{SourceRow, SourceWrite, MAX_SOURCE_LIST};
 pub use tenants::{TenantRow, MAX_LIST as MAX_TENANT_LIST};
 pub use writer::{CheckpointPolicy, WriterStats};
 // The API's view of the store (keys, audit, queries, tenant administration, usage).
-pub use audit::{AuditEntry, AuditKey, AuditRecord, VerifyReport, GLOBAL_CHAIN};
+pub use audit::{
+    AnchorView, AuditEntry, AuditKey, AuditRecord, CheckpointReport, VerifyReport, GLOBAL_CHAIN,
+};
 pub use fsmode::create_private_dir;
 pub use fts::{match_expression, MAX_QUERY_TERMS};
 pub use keys::{ApiKeyRow, KeyHashes, NewApiKey, MAX_KEY_LIST};

@@ -58,6 +58,8 @@ pub struct RecordRow {
     pub version_since_ms: i64,
     pub last_seen_ms: i64,
     pub removed: bool,
+    /// The harvest run that marked the record removed (`null` while it is present).
+    pub removed_run: Option<i64>,
     /// The record's JSON object as stored (canonical JSON, passed through unparsed).
     pub fields: Box<RawValue>,
 }
@@ -74,6 +76,7 @@ pub struct RowRef<'a> {
     pub version_since_ms: i64,
     pub last_seen_ms: i64,
     pub removed: bool,
+    pub removed_run: Option<i64>,
     pub fields: &'a RawValue,
 }
 
@@ -88,6 +91,7 @@ impl RowRef<'_> {
             version_since_ms: self.version_since_ms,
             last_seen_ms: self.last_seen_ms,
             removed: self.removed,
+            removed_run: self.removed_run,
             fields: self.fields.to_owned(),
         }
     }
@@ -251,7 +255,7 @@ pub(crate) fn page_into<S: RowSink>(
     };
     let mut sql = String::from(
         "SELECT r.id, r.source, r.key, r.version, r.first_seen_ms, r.version_since_ms,
-                r.last_seen_ms, r.removed_run IS NOT NULL, r.payload FROM records r",
+                r.last_seen_ms, r.removed_run, r.payload FROM records r",
     );
     let mut conds: Vec<&str> = Vec::new();
     let mut args: Vec<SqlValue> = Vec::new();
@@ -341,6 +345,7 @@ pub(crate) fn page_into<S: RowSink>(
                     continue;
                 }
             }
+            let removed_run: Option<i64> = r.get(7).map_err(map_err)?;
             let text = |i: usize| -> Result<&str, StoreError> {
                 r.get_ref(i)
                     .and_then(|v| v.as_str().map_err(Into::into))
@@ -354,7 +359,8 @@ pub(crate) fn page_into<S: RowSink>(
                 first_seen_ms: r.get(4).map_err(map_err)?,
                 version_since_ms: r.get(5).map_err(map_err)?,
                 last_seen_ms: r.get(6).map_err(map_err)?,
-                removed: r.get(7).map_err(map_err)?,
+                removed: removed_run.is_some(),
+                removed_run,
                 fields,
             })?;
             emitted += 1;
@@ -431,7 +437,7 @@ impl TenantDb {
                 let row = c
                     .prepare_cached(
                         "SELECT id, source, key, version, first_seen_ms, version_since_ms,
-                                last_seen_ms, removed_run IS NOT NULL, payload
+                                last_seen_ms, removed_run, payload
                          FROM records WHERE id = ?1",
                     )
                     .map_err(StoreError::from_sqlite)?
@@ -444,7 +450,7 @@ impl TenantDb {
                             r.get::<_, i64>(4)?,
                             r.get::<_, i64>(5)?,
                             r.get::<_, i64>(6)?,
-                            r.get::<_, bool>(7)?,
+                            r.get::<_, Option<i64>>(7)?,
                             r.get::<_, Vec<u8>>(8)?,
                         ))
                     })
@@ -459,7 +465,8 @@ impl TenantDb {
                     first_seen_ms: row.4,
                     version_since_ms: row.5,
                     last_seen_ms: row.6,
-                    removed: row.7,
+                    removed: row.7.is_some(),
+                    removed_run: row.7,
                     fields: decode_raw(c, id, &row.8)?,
                 };
                 let total: i64 = c
@@ -592,6 +599,7 @@ mod tests {
             version_since_ms: 20,
             last_seen_ms: 30,
             removed: true,
+            removed_run: Some(7),
             fields: &fields,
         };
         assert_eq!(

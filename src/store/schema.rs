@@ -138,6 +138,31 @@ const CONTROL: &[(&str, &str)] = &[
     CREATE INDEX harvest_sources_due ON harvest_sources (next_run_ms)
         WHERE next_run_ms IS NOT NULL;",
     ),
+    (
+        "audit_anchor",
+        // The audit chains' signed heads (see `super::audit`): one anchor per chain and one
+        // checkpoint over all of them, both keyed-MAC'd and written in the same transaction
+        // as each entry. This migration has no key, so a log written before it gets a
+        // checkpoint with an empty MAC, the marker for "sign what is there on first use";
+        // an empty log gets no row and its first append creates one.
+        "CREATE TABLE audit_anchor (
+        tenant TEXT PRIMARY KEY NOT NULL,
+        head_seq INTEGER NOT NULL,
+        head_hash BLOB NOT NULL,
+        length INTEGER NOT NULL,
+        mac BLOB NOT NULL
+    ) STRICT;
+    CREATE TABLE audit_checkpoint (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last_seq INTEGER NOT NULL,
+        entries INTEGER NOT NULL,
+        chains INTEGER NOT NULL,
+        mac BLOB NOT NULL
+    ) STRICT;
+    INSERT INTO audit_checkpoint (id, last_seq, entries, chains, mac)
+        SELECT 1, max(seq), count(*), count(DISTINCT tenant), X'' FROM audit_log
+        HAVING count(*) > 0;",
+    ),
 ];
 
 const TENANT: &[(&str, &str)] = &[

@@ -30,6 +30,8 @@ pub const REPLICATION_VERIFY_TOTAL: &str = "gleaner_replication_verify_total";
 pub const REPLICATION_VERIFY_LAST_SUCCESS_SECONDS: &str =
     "gleaner_replication_verify_last_success_timestamp_seconds";
 pub const AUDIT_SUPPRESSED_TOTAL: &str = "gleaner_audit_suppressed_total";
+pub const AUDIT_CHECKPOINT_SEQ: &str = "gleaner_audit_checkpoint_seq";
+pub const AUDIT_CHECKPOINT_ENTRIES: &str = "gleaner_audit_checkpoint_entries";
 pub const AUTH_FAILURES_TOTAL: &str = "gleaner_auth_failures_total";
 pub const RATE_LIMITED_TOTAL: &str = "gleaner_rate_limited_total";
 pub const HARVEST_FETCHES_TOTAL: &str = "gleaner_harvest_fetches_total";
@@ -76,6 +78,15 @@ pub(super) fn describe_all() {
     );
     describe_counter!(STORE_WRITES_TOTAL, "Writes by database class and outcome.");
     describe_counter!(STORE_CHECKPOINTS_TOTAL, "WAL checkpoints run by the store.");
+    describe_gauge!(
+        AUDIT_CHECKPOINT_SEQ,
+        "Sequence number of the newest audit entry in the signed checkpoint; an external \
+         anchor: it never decreases unless the audit log was rolled back."
+    );
+    describe_gauge!(
+        AUDIT_CHECKPOINT_ENTRIES,
+        "Audit entries, all chains, in the signed checkpoint; never decreases."
+    );
     describe_counter!(
         AUDIT_SUPPRESSED_TOTAL,
         "Audit entries for failed requests not written because of the per-address throttle."
