@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the cargo-fuzz targets in fuzz/ and runs each for a set time, then prints one
-# line per target: seconds, executions, executions per second, corpus size, findings.
+# line per target: seconds, executions, executions per second, corpus size, edges covered
+# and findings.
 #
 #   scripts/fuzz.sh SECONDS [TARGET...]     (all targets when none are named)
 #
@@ -55,15 +56,18 @@ for t in "${targets[@]}"; do
   execs=$(stat number_of_executed_units)
   rate=$(stat average_exec_per_sec)
   corpus=$(find "$work" "fuzz/corpus/$t" -type f | wc -l)
+  # Edges covered at the end, from libFuzzer's last status line.
+  cov=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -1 | sed -n 's/.*cov: \([0-9]*\).*/\1/p' || true)
   if [ "$status" -eq 0 ]; then
     found=none
   else
     failed=1
     found="FAILED (exit $status): $(grep -m1 -E '^(==[0-9]+==ERROR|thread .* panicked|SUMMARY|ALARM)' "$log" || echo 'see log'); inputs: $(ls "$artifacts" | tr '\n' ' ')"
   fi
-  summary+=("$(printf '%-16s %6s s %12s execs %8s exec/s %6s corpus  %s' "$t" "$secs" "${execs:-?}" "${rate:-?}" "$corpus" "$found")")
+  summary+=("$(printf '%-16s %6s s %12s execs %8s exec/s %6s corpus %7s edges  %s' \
+    "$t" "$secs" "${execs:-?}" "${rate:-?}" "$corpus" "${cov:-?}" "$found")")
 done
 
-printf '\n%s\n' "fuzz summary (target, seconds, executions, executions/s, corpus files, findings):"
+printf '\n%s\n' "fuzz summary (target, seconds, executions, executions/s, corpus files, edges covered, findings):"
 printf '%s\n' "${summary[@]}"
 exit "$failed"
