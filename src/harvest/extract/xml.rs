@@ -4,6 +4,9 @@
 use std::borrow::Cow;
 use std::io::Read;
 
+use quick_xml::events::Event;
+use quick_xml::Reader;
+
 use crate::harvest::charset::{decode_xml, strip_xml_declaration};
 
 /// Whether `body` is a gzip stream (magic bytes 1f 8b), whatever the headers say: servers
@@ -44,6 +47,42 @@ pub(crate) fn gunzip_capped(body: &[u8], cap: usize) -> Result<Cow<'_, [u8]>, Un
 pub(crate) fn xml_text(body: &[u8], content_type: Option<&str>) -> String {
     let d = decode_xml(body, content_type);
     strip_xml_declaration(&d.text).to_owned()
+}
+
+/// `text` without the XML declarations that follow its start. One there is malformed
+/// (a declaration may only open a document), yet feeds carry them where a template pastes
+/// in a fragment. feed-rs switches its decoder on each declaration, and quick-xml panics
+/// when one names another encoding after the first buffer (found by fuzzing). The text is
+/// UTF-8 by now, so what they declare is moot: they are dropped. Declarations are found
+/// by quick-xml itself, with feed-rs's tokenizer settings, so one inside CDATA or a
+/// comment stays text; scanning stops where the XML breaks, as feed-rs's parse does.
+pub(crate) fn without_stray_declarations(text: String) -> String {
+    let mut reader = Reader::from_str(&text);
+    let config = reader.config_mut();
+    config.expand_empty_elements = true;
+    config.trim_markup_names_in_closing_tags = true;
+    config.trim_text(false);
+    let mut stray = Vec::new();
+    loop {
+        let start = reader.buffer_position();
+        match reader.read_event() {
+            Ok(Event::Decl(_)) => stray.push((start, reader.buffer_position())),
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    if stray.is_empty() {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end) in stray {
+        // Both ends sit on ASCII '<' and after '>', so they are char boundaries.
+        out.push_str(text.get(at..start as usize).unwrap_or_default());
+        at = end as usize;
+    }
+    out.push_str(text.get(at..).unwrap_or_default());
+    out
 }
 
 /// The text of a predefined or character entity reference (`amp`, `#233`, `#xE9`).
