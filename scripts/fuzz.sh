@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the cargo-fuzz targets in fuzz/ and runs each for a set time, then prints one
-# line per target: seconds, executions, executions per second, corpus size, edges covered
+# line per target: seconds run, executions, executions per second, corpus size, edges covered
 # and findings.
 #
 #   scripts/fuzz.sh SECONDS [TARGET...]     (all targets when none are named)
@@ -49,9 +49,11 @@ for t in "${targets[@]}"; do
   mkdir -p "$work" "$artifacts" "$(dirname "$log")"
   echo "==> fuzzing $t for ${secs}s (log: $log)" >&2
   status=0
+  began=$(date +%s)
   (cd fuzz && cargo fuzz run "${build[@]}" "$t" "../$work" "corpus/$t" -- \
     "${fuzz_args[@]}" -max_total_time="$secs" -artifact_prefix="../$artifacts/") >"$log" 2>&1 ||
     status=$?
+  ran=$(( $(date +%s) - began ))
   stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
   execs=$(stat number_of_executed_units)
   rate=$(stat average_exec_per_sec)
@@ -65,7 +67,7 @@ for t in "${targets[@]}"; do
     found="FAILED (exit $status): $(grep -m1 -E '^(==[0-9]+==ERROR|thread .* panicked|SUMMARY|ALARM)' "$log" || echo 'see log'); inputs: $(ls "$artifacts" | tr '\n' ' ')"
   fi
   summary+=("$(printf '%-16s %6s s %12s execs %8s exec/s %6s corpus %7s edges  %s' \
-    "$t" "$secs" "${execs:-?}" "${rate:-?}" "$corpus" "${cov:-?}" "$found")")
+    "$t" "$ran" "${execs:-?}" "${rate:-?}" "$corpus" "${cov:-?}" "$found")")
 done
 
 printf '\n%s\n' "fuzz summary (target, seconds, executions, executions/s, corpus files, edges covered, findings):"

@@ -30,7 +30,11 @@ fi
 # Replication test peers (pinned): litestream 0.5.17 and a SeaweedFS S3 gateway.
 bash scripts/install-litestream.sh >/dev/null
 bash scripts/install-s3.sh >/dev/null
-# Fuzzing (scripts/fuzz.sh): cargo-fuzz, pinned.
+# Fuzzing (scripts/fuzz.sh): cargo-fuzz, pinned; libfuzzer-sys compiles libFuzzer (C++).
+if ! command -v c++ >/dev/null; then
+  apt-get update -q >/dev/null
+  apt-get install -y -q g++=4:12.2.0-3 >/dev/null
+fi
 if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz 0.13.2" ]; then
   cargo install cargo-fuzz --version 0.13.2 --locked
 fi
