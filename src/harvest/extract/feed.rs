@@ -261,9 +261,19 @@ mod tests {
             assert_eq!(p.records[0].key, "tag:e1");
             assert_eq!(p.records[0].fields["title"], json!("Café crème"), "{enc}");
         }
-        // The input the fuzzer found: an error or a page, never a panic.
-        let found = include_bytes!("../../../fuzz/corpus/feed/regress-stray-declaration");
-        let _ = extract_feed(&url, &found[1..], None, &src("id"));
+        // The inputs the fuzzer found (the second after a broken end tag, past which a
+        // parse-based scan stopped): an error or a page, never a panic.
+        for found in [
+            &include_bytes!("../../../fuzz/corpus/feed/regress-stray-declaration")[..],
+            &include_bytes!("../../../fuzz/corpus/feed/regress-stray-declaration-2")[..],
+        ] {
+            let _ = extract_feed(&url, &found[1..], None, &src("id"));
+        }
+        let broken = format!(
+            "x</upd1ated>{filler}<?xml version=\"1.0\" encoding=\"windows-1252\"?>\
+             <rss version=\"2.0\"><channel><title>t</title><item><guid>g</guid></item></channel></rss>"
+        );
+        let _ = extract_feed(&url, broken.as_bytes(), None, &src("id"));
         // Inside CDATA a declaration is text, and JSON feeds are left alone.
         let cdata = "<rss version=\"2.0\"><channel><title>t</title><item><guid>g1</guid>\
                      <description><![CDATA[<?xml version=\"1.0\" encoding=\"latin1\"?>]]></description>\

@@ -4,9 +4,6 @@
 use std::borrow::Cow;
 use std::io::Read;
 
-use quick_xml::events::Event;
-use quick_xml::Reader;
-
 use crate::harvest::charset::{decode_xml, strip_xml_declaration};
 
 /// Whether `body` is a gzip stream (magic bytes 1f 8b), whatever the headers say: servers
@@ -49,27 +46,39 @@ pub(crate) fn xml_text(body: &[u8], content_type: Option<&str>) -> String {
     strip_xml_declaration(&d.text).to_owned()
 }
 
-/// `text` without the XML declarations that follow its start. One there is malformed
-/// (a declaration may only open a document), yet feeds carry them where a template pastes
-/// in a fragment. feed-rs switches its decoder on each declaration, and quick-xml panics
-/// when one names another encoding after the first buffer (found by fuzzing). The text is
-/// UTF-8 by now, so what they declare is moot: they are dropped. Declarations are found
-/// by quick-xml itself, with feed-rs's tokenizer settings, so one inside CDATA or a
-/// comment stays text; scanning stops where the XML breaks, as feed-rs's parse does.
+/// `text` without XML declarations other than at its start. One elsewhere is malformed (a
+/// declaration may only open a document), yet feeds carry them where a template pastes in
+/// a fragment. feed-rs switches its decoder on each declaration it reads, and quick-xml
+/// panics when one names another encoding after the first buffer (found by fuzzing). The
+/// text is UTF-8 by now, so what they declare is moot: every `<?xml` processing
+/// instruction (what quick-xml reads as a declaration) is dropped, except inside comments
+/// and CDATA, where it is text. This is a plain scan, not a parse: a parser's view stops
+/// at the first syntax error, and feed-rs reads on past some errors.
 pub(crate) fn without_stray_declarations(text: String) -> String {
-    let mut reader = Reader::from_str(&text);
-    let config = reader.config_mut();
-    config.expand_empty_elements = true;
-    config.trim_markup_names_in_closing_tags = true;
-    config.trim_text(false);
+    let b = text.as_bytes();
     let mut stray = Vec::new();
-    loop {
-        let start = reader.buffer_position();
-        match reader.read_event() {
-            Ok(Event::Decl(_)) => stray.push((start, reader.buffer_position())),
-            Ok(Event::Eof) | Err(_) => break,
-            Ok(_) => {}
-        }
+    let mut i = 0;
+    while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
+        let at = i + off;
+        let rest = &b[at..];
+        let skip_to = |close: &[u8], from: usize| {
+            find(&b[at + from..], close).map_or(b.len(), |k| at + from + k + close.len())
+        };
+        i = if rest.starts_with(b"<!--") {
+            skip_to(b"-->", 4)
+        } else if rest.starts_with(b"<![CDATA[") {
+            skip_to(b"]]>", 9)
+        } else if rest.starts_with(b"<?xml")
+            && rest
+                .get(5)
+                .is_none_or(|c| c.is_ascii_whitespace() || *c == b'?')
+        {
+            let end = skip_to(b"?>", 5);
+            stray.push((at, end));
+            end
+        } else {
+            at + 1
+        };
     }
     if stray.is_empty() {
         return text;
@@ -77,12 +86,16 @@ pub(crate) fn without_stray_declarations(text: String) -> String {
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
     for (start, end) in stray {
-        // Both ends sit on ASCII '<' and after '>', so they are char boundaries.
-        out.push_str(text.get(at..start as usize).unwrap_or_default());
-        at = end as usize;
+        // Both ends sit next to ASCII bytes ('<', '>' or the end), so on char boundaries.
+        out.push_str(text.get(at..start).unwrap_or_default());
+        at = end;
     }
     out.push_str(text.get(at..).unwrap_or_default());
     out
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The text of a predefined or character entity reference (`amp`, `#233`, `#xE9`).
