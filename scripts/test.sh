@@ -3,7 +3,8 @@
 #
 # Installs what the tests need first (idempotent, pinned versions), then: formatting,
 # clippy, the release build, the whole test suite (unit, integration against the real
-# binary, benches compiled and run once in test mode), and Schemathesis against the running API
+# binary, benches compiled and run once in test mode), 15 s of each fuzz target in fuzz/
+# (scripts/fuzz.sh), and Schemathesis against the running API
 # (tests/api_schemathesis.rs, ignored by plain `cargo test`), the RustSec audit against the
 # offline advisory database in ../shared/advisory-db, then the packaging checks (.deb
 # installed with dpkg, the OCI image built and run on the Docker engine, the Helm chart
@@ -29,9 +30,18 @@ fi
 # Replication test peers (pinned): litestream 0.5.17 and a SeaweedFS S3 gateway.
 bash scripts/install-litestream.sh >/dev/null
 bash scripts/install-s3.sh >/dev/null
+# Fuzzing (scripts/fuzz.sh): cargo-fuzz, pinned; libfuzzer-sys compiles libFuzzer (C++).
+if ! command -v c++ >/dev/null; then
+  apt-get update -q >/dev/null
+  apt-get install -y -q g++=4:12.2.0-3 >/dev/null
+fi
+if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz 0.13.2" ]; then
+  cargo install cargo-fuzz --version 0.13.2 --locked
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+(cd fuzz && cargo fmt -- --check)
 
 step "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
@@ -41,6 +51,9 @@ cargo build --release --locked
 
 step "cargo test"
 cargo test --all-targets --locked
+
+step "fuzz: a short run of each target (scripts/fuzz.sh)"
+bash scripts/fuzz.sh 15
 
 step "schemathesis against /openapi.json of a running server (bounded)"
 cargo test --locked --test api_schemathesis -- --ignored

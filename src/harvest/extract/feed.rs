@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::xml::xml_text;
+use super::xml::{without_stray_declarations, xml_text};
 use crate::error::ErrorKind;
 use crate::harvest::convert::rfc3339_utc;
 use crate::harvest::limits::{MAX_FEED_BYTES, MAX_RECORDS_PER_PAGE};
@@ -58,7 +58,11 @@ pub fn extract_feed(
             limit: MAX_FEED_BYTES,
         });
     }
-    let text = xml_text(body, content_type);
+    let mut text = xml_text(body, content_type);
+    // feed-rs reads XML when a '<' comes before any '{' (else JSON, left as it is).
+    if text.bytes().find(|b| matches!(b, b'<' | b'{')) == Some(b'<') {
+        text = without_stray_declarations(text);
+    }
     let parser = feed_rs::parser::Builder::new()
         .base_uri(Some(url.as_str()))
         .id_generator(|_, _, _| String::new())
@@ -237,6 +241,48 @@ mod tests {
         );
         let p = extract_feed(&url, &read("blog.atom"), None, &src("id")).unwrap();
         assert_eq!(p.records[1].key, "tag:blog.example,2024:2");
+    }
+
+    #[test]
+    fn declarations_after_the_start_are_dropped_not_a_panic() {
+        // Found by fuzzing (fuzz/corpus/feed/regress-stray-declaration): feed-rs switched
+        // its decoder on a second declaration naming another encoding, and quick-xml
+        // panicked once past the document's first bytes.
+        let url = Url::parse("https://blog.example/atom.xml").unwrap();
+        let filler = "<!-- padding past the parser's first buffer -->".repeat(40);
+        for enc in ["windows-1252", "utf-16", "utf-8"] {
+            let body = format!(
+                "<?xml version=\"1.0\" encoding=\"utf-8\"?><feed xmlns=\"http://www.w3.org/2005/Atom\">\
+                 <title>Le blog</title>{filler}<?xml version=\"1.0\" encoding=\"{enc}\"?>\
+                 <entry><id>tag:e1</id><title>Café crème</title></entry></feed>"
+            );
+            let p = extract_feed(&url, body.as_bytes(), None, &src("id")).unwrap();
+            assert_eq!(p.records.len(), 1, "{enc}");
+            assert_eq!(p.records[0].key, "tag:e1");
+            assert_eq!(p.records[0].fields["title"], json!("Café crème"), "{enc}");
+        }
+        // The inputs the fuzzer found (the second after a broken end tag, past which a
+        // parse-based scan stopped): an error or a page, never a panic.
+        for found in [
+            &include_bytes!("../../../fuzz/corpus/feed/regress-stray-declaration")[..],
+            &include_bytes!("../../../fuzz/corpus/feed/regress-stray-declaration-2")[..],
+        ] {
+            let _ = extract_feed(&url, &found[1..], None, &src("id"));
+        }
+        let broken = format!(
+            "x</upd1ated>{filler}<?xml version=\"1.0\" encoding=\"windows-1252\"?>\
+             <rss version=\"2.0\"><channel><title>t</title><item><guid>g</guid></item></channel></rss>"
+        );
+        let _ = extract_feed(&url, broken.as_bytes(), None, &src("id"));
+        // Inside CDATA a declaration is text, and JSON feeds are left alone.
+        let cdata = "<rss version=\"2.0\"><channel><title>t</title><item><guid>g1</guid>\
+                     <description><![CDATA[<?xml version=\"1.0\" encoding=\"latin1\"?>]]></description>\
+                     </item></channel></rss>";
+        let p = extract_feed(&url, cdata.as_bytes(), None, &src("id")).unwrap();
+        assert_eq!(
+            p.records[0].fields["summary"],
+            json!("<?xml version=\"1.0\" encoding=\"latin1\"?>")
+        );
     }
 
     #[test]

@@ -46,6 +46,58 @@ pub(crate) fn xml_text(body: &[u8], content_type: Option<&str>) -> String {
     strip_xml_declaration(&d.text).to_owned()
 }
 
+/// `text` without XML declarations other than at its start. One elsewhere is malformed (a
+/// declaration may only open a document), yet feeds carry them where a template pastes in
+/// a fragment. feed-rs switches its decoder on each declaration it reads, and quick-xml
+/// panics when one names another encoding after the first buffer (found by fuzzing). The
+/// text is UTF-8 by now, so what they declare is moot: every `<?xml` processing
+/// instruction (what quick-xml reads as a declaration) is dropped, except inside comments
+/// and CDATA, where it is text. This is a plain scan, not a parse: a parser's view stops
+/// at the first syntax error, and feed-rs reads on past some errors.
+pub(crate) fn without_stray_declarations(text: String) -> String {
+    let b = text.as_bytes();
+    let mut stray = Vec::new();
+    let mut i = 0;
+    while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
+        let at = i + off;
+        let rest = &b[at..];
+        let skip_to = |close: &[u8], from: usize| {
+            find(&b[at + from..], close).map_or(b.len(), |k| at + from + k + close.len())
+        };
+        i = if rest.starts_with(b"<!--") {
+            skip_to(b"-->", 4)
+        } else if rest.starts_with(b"<![CDATA[") {
+            skip_to(b"]]>", 9)
+        } else if rest.starts_with(b"<?xml")
+            && rest
+                .get(5)
+                .is_none_or(|c| c.is_ascii_whitespace() || *c == b'?')
+        {
+            let end = skip_to(b"?>", 5);
+            stray.push((at, end));
+            end
+        } else {
+            at + 1
+        };
+    }
+    if stray.is_empty() {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end) in stray {
+        // Both ends sit next to ASCII bytes ('<', '>' or the end), so on char boundaries.
+        out.push_str(text.get(at..start).unwrap_or_default());
+        at = end;
+    }
+    out.push_str(text.get(at..).unwrap_or_default());
+    out
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
 /// The text of a predefined or character entity reference (`amp`, `#233`, `#xE9`).
 pub(crate) fn entity(name: &str) -> Option<char> {
     match name {
