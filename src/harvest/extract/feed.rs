@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::xml::{without_stray_declarations, xml_text};
+use super::xml::{restore_declarations, without_declarations, xml_text};
 use crate::error::ErrorKind;
 use crate::harvest::convert::rfc3339_utc;
 use crate::harvest::limits::{MAX_FEED_BYTES, MAX_RECORDS_PER_PAGE};
@@ -59,9 +59,10 @@ pub fn extract_feed(
         });
     }
     let mut text = xml_text(body, content_type);
+    let mut marked = false;
     // feed-rs reads XML when a '<' comes before any '{' (else JSON, left as it is).
     if text.bytes().find(|b| matches!(b, b'<' | b'{')) == Some(b'<') {
-        text = without_stray_declarations(text);
+        (text, marked) = without_declarations(text);
     }
     let parser = feed_rs::parser::Builder::new()
         .base_uri(Some(url.as_str()))
@@ -153,10 +154,26 @@ pub fn extract_feed(
             "categories",
             (!cats.is_empty()).then_some(Value::Array(cats)),
         );
+        if marked {
+            for v in f.values_mut() {
+                restore_in(v);
+            }
+        }
+        let key = if marked {
+            restore_declarations(key)
+        } else {
+            key
+        };
         records.push(ExtractedRecord { key, fields: f });
     }
     Ok(FeedPage {
-        title: feed.title.map(|t| t.content),
+        title: feed.title.map(|t| {
+            if marked {
+                restore_declarations(t.content)
+            } else {
+                t.content
+            }
+        }),
         records,
         warnings: warnings.finish(),
     })
@@ -167,6 +184,15 @@ fn chrono_rfc3339(d: chrono::DateTime<chrono::Utc>) -> String {
     time::OffsetDateTime::from_unix_timestamp(d.timestamp())
         .map(rfc3339_utc)
         .unwrap_or_else(|_| d.to_rfc3339())
+}
+
+/// Puts back the `<?xml` that [`without_declarations`] marked, in every string of `v`.
+fn restore_in(v: &mut Value) {
+    match v {
+        Value::String(s) => *s = restore_declarations(std::mem::take(s)),
+        Value::Array(a) => a.iter_mut().for_each(restore_in),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -266,6 +292,9 @@ mod tests {
         for found in [
             &include_bytes!("../../../fuzz/corpus/feed/regress-stray-declaration")[..],
             &include_bytes!("../../../fuzz/corpus/feed/regress-stray-declaration-2")[..],
+            // An unfinished `<?xml` before a real one: a scan that skipped to the first
+            // `?>` and quick-xml disagreed on where it ended.
+            &include_bytes!("../../../fuzz/corpus/feed/regress-stray-declaration-3")[..],
         ] {
             let _ = extract_feed(&url, &found[1..], None, &src("id"));
         }

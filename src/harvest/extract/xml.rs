@@ -46,56 +46,35 @@ pub(crate) fn xml_text(body: &[u8], content_type: Option<&str>) -> String {
     strip_xml_declaration(&d.text).to_owned()
 }
 
-/// `text` without XML declarations other than at its start. One elsewhere is malformed (a
-/// declaration may only open a document), yet feeds carry them where a template pastes in
-/// a fragment. feed-rs switches its decoder on each declaration it reads, and quick-xml
-/// panics when one names another encoding after the first buffer (found by fuzzing). The
-/// text is UTF-8 by now, so what they declare is moot: every `<?xml` processing
-/// instruction (what quick-xml reads as a declaration) is dropped, except inside comments
-/// and CDATA, where it is text. This is a plain scan, not a parse: a parser's view stops
-/// at the first syntax error, and feed-rs reads on past some errors.
-pub(crate) fn without_stray_declarations(text: String) -> String {
-    let b = text.as_bytes();
-    let mut stray = Vec::new();
-    let mut i = 0;
-    while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
-        let at = i + off;
-        let rest = &b[at..];
-        let skip_to = |close: &[u8], from: usize| {
-            find(&b[at + from..], close).map_or(b.len(), |k| at + from + k + close.len())
-        };
-        i = if rest.starts_with(b"<!--") {
-            skip_to(b"-->", 4)
-        } else if rest.starts_with(b"<![CDATA[") {
-            skip_to(b"]]>", 9)
-        } else if rest.starts_with(b"<?xml")
-            && rest
-                .get(5)
-                .is_none_or(|c| c.is_ascii_whitespace() || *c == b'?')
-        {
-            let end = skip_to(b"?>", 5);
-            stray.push((at, end));
-            end
-        } else {
-            at + 1
-        };
+/// What [`without_declarations`] puts between `<?` and `xml`: a private-use character,
+/// which no real feed writes there, so [`restore_declarations`] can take it out again.
+const MARK: char = '\u{E000}';
+const MARKED: &str = "<?\u{E000}xml";
+
+/// `text` with every `<?xml` turned into `<?\u{E000}xml`, which quick-xml reads as a plain
+/// processing instruction (a declaration is `<?xml` exactly) that feed-rs skips, or as text
+/// inside CDATA and comments. A declaration past the start is malformed, yet feeds carry
+/// them where a template pastes in a fragment; feed-rs switches its decoder on each one it
+/// reads, and quick-xml panics when one names another encoding after the first buffer
+/// (found by fuzzing). The text is UTF-8 by now, so what they declare is moot. Every
+/// occurrence is marked, without deciding where comments, CDATA or instructions end: two
+/// earlier versions did, and the fuzzer found inputs where that decision and quick-xml's
+/// differed. Returns whether anything was marked; then [`restore_declarations`] puts the
+/// `<?xml` that CDATA or text carried back into the extracted values.
+pub(crate) fn without_declarations(text: String) -> (String, bool) {
+    if !text.contains("<?xml") {
+        return (text, false);
     }
-    if stray.is_empty() {
-        return text;
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut at = 0;
-    for (start, end) in stray {
-        // Both ends sit next to ASCII bytes ('<', '>' or the end), so on char boundaries.
-        out.push_str(text.get(at..start).unwrap_or_default());
-        at = end;
-    }
-    out.push_str(text.get(at..).unwrap_or_default());
-    out
+    (text.replace("<?xml", MARKED), true)
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// Undoes [`without_declarations`] in a value taken from the marked text.
+pub(crate) fn restore_declarations(s: String) -> String {
+    if s.contains(MARK) {
+        s.replace(MARKED, "<?xml")
+    } else {
+        s
+    }
 }
 
 /// The text of a predefined or character entity reference (`amp`, `#233`, `#xE9`).
