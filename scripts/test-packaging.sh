@@ -279,7 +279,8 @@ deb_run_as_gleaner() {
     grep -q '"ready"' <<< "$body" || fail "/readyz said $body"
     [ "$(http_code "http://$listen/healthz")" = 200 ] || fail "/healthz not 200"
     [ "$(stat -c %U "/proc/$spid")" = gleaner ] || fail "process does not run as gleaner"
-    expect_stat /var/lib/gleaner/control.db gleaner:gleaner 640
+    # 0600 whatever the unit's UMask=0027 allows: the store creates databases owner-only.
+    expect_stat /var/lib/gleaner/control.db gleaner:gleaner 600
     kill -TERM "$spid"
     local rc=0
     wait "$spid" || rc=$?
@@ -287,7 +288,7 @@ deb_run_as_gleaner() {
     [ "$rc" -eq 0 ] || fail "gleaner exited $rc after SIGTERM"
     wait_for 10 "STOPPING=1" grep -qx STOPPING=1 "$WORK/notify.out"
     grep -q 'stopped' "$WORK/serve.log" || fail "no 'stopped' log line"
-    note "ran '$pre' and '$start' as gleaner: READY=1, /readyz 200, control.db gleaner 0640, SIGTERM -> STOPPING=1, exit 0"
+    note "ran '$pre' and '$start' as gleaner: READY=1, /readyz 200, control.db gleaner 0600, SIGTERM -> STOPPING=1, exit 0"
 }
 
 deb_remove() {
