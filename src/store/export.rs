@@ -3,7 +3,8 @@
 //! rows of [`RecordRow`]s, and [`ExportCursor`], which reads a filtered export one keyset
 //! chunk at a time (each chunk its own short read, so a long export never pins the WAL)
 //! and hands back its text. Where the text goes (a response body, stdout, a file) is the
-//! caller's business.
+//! caller's business. It sits in store rather than http (whose rows it writes) because
+//! the CLI's `gleaner export` must write the same bytes and nothing may depend on http.
 
 use std::time::{Duration, Instant};
 

@@ -19,7 +19,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use url::Url;
 
@@ -36,6 +36,8 @@ pub const MAX_SESSION_ATTEMPTS: u32 = 20;
 
 pub struct Session {
     spec: SessionSpec,
+    /// `spec.lost`, shared with each page's CPU-pool job rather than cloned per page.
+    lost: Option<Arc<CssSelector>>,
     entry: Option<Url>,
     /// Normalised start pages; a redirect to one of them is a lost session.
     starts: Mutex<HashSet<String>>,
@@ -104,6 +106,7 @@ impl Session {
             set.insert(norm(e));
         }
         Some(Session {
+            lost: session.lost.clone().map(Arc::new),
             spec: session.clone(),
             entry,
             starts: Mutex::new(set),
@@ -181,24 +184,19 @@ impl Session {
                 return Some(format!("redirected to the start page {to}"));
             }
         }
-        let sel: CssSelector = self.spec.lost.clone()?;
+        let sel = Arc::clone(self.lost.as_ref()?);
+        let job = Arc::clone(&sel);
         let body = resp.body.clone();
         let ct = resp.header("content-type").map(str::to_owned);
         let matched = cpu
             .run(move || {
                 let text = crate::harvest::charset::decode_html(&body, ct.as_deref()).text;
-                page_matches(&text, &sel)
+                page_matches(&text, &job)
             })
             .await
             // The pool is gone only when the process stops; the run stops with it.
             .unwrap_or(false);
-        let sel = self
-            .spec
-            .lost
-            .as_ref()
-            .map(CssSelector::as_str)
-            .unwrap_or("");
-        matched.then(|| format!("the page matches session.lost {sel:?}"))
+        matched.then(|| format!("the page matches session.lost {:?}", sel.as_str()))
     }
 
     /// Renews the session with `renew` (which fetches the entry page into the run's jar),
