@@ -178,12 +178,7 @@ pub fn process(ctx: &Ctx, job: Job, seen_ms: i64) -> Output {
     match fetched {
         Fetched::Failed(e) => {
             out.error = Some(err(&entry.url, e.label(), e.to_string()));
-            if entry.kind == DETAIL {
-                // Keep the record from being marked removed; the run is not complete anyway.
-                if let Some(d) = parse_data::<DetailData>(&entry) {
-                    out.touch_keys.push(d.key);
-                }
-            }
+            keep_stored_detail(&mut out, &entry);
         }
         Fetched::RobotsBlocked => {
             // A detail page robots.txt forbids: keep what the listing said.
@@ -213,12 +208,7 @@ pub fn process(ctx: &Ctx, job: Job, seen_ms: i64) -> Output {
                 out.error = Some(e);
             }
             if out.error.is_some() {
-                if entry.kind == DETAIL {
-                    // The stored version stays as it is, and stays not removed.
-                    if let Some(d) = parse_data::<DetailData>(&entry) {
-                        out.touch_keys.push(d.key);
-                    }
-                }
+                keep_stored_detail(&mut out, &entry);
                 // No fetch state: the next run must extract this body again, not replay
                 // what this one yielded without its failed records.
                 return out;
@@ -233,6 +223,16 @@ pub fn process(ctx: &Ctx, job: Job, seen_ms: i64) -> Output {
         }
     }
     out
+}
+
+/// A detail page that failed: its record's stored version stays as it is, and is not
+/// taken for removed (the run is not complete anyway).
+fn keep_stored_detail(out: &mut Output, entry: &FrontierEntry) {
+    if entry.kind == DETAIL {
+        if let Some(d) = parse_data::<DetailData>(entry) {
+            out.touch_keys.push(d.key);
+        }
+    }
 }
 
 fn parse_data<T: for<'de> Deserialize<'de>>(e: &FrontierEntry) -> Option<T> {
