@@ -115,7 +115,7 @@ fn bench(c: &mut Criterion) {
 
 fn bench_small(c: &mut Criterion) {
     let json: Vec<Vec<u8>> = (500_000..500_000 + N as u64)
-        .map(|i| canonical_json(&gleaner::app::seed_fields(i)))
+        .map(|i| canonical_json(&gleaner::commands::bench_seed::seed_fields(i)))
         .collect();
     let stored: Vec<Vec<u8>> = json
         .iter()

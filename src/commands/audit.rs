@@ -2,8 +2,13 @@
 //! against the signed anchors and the checkpoint (see `store::audit`). It needs the server
 //! secret (which keys the chain) but no running server, and it only reads the log.
 
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Subcommand;
 use serde::Serialize;
 
+use super::cli;
 use super::CommandError;
 use crate::auth::{load_server_secret, DerivedKeys};
 use crate::config::Config;
@@ -132,7 +137,7 @@ pub async fn verify(cfg: &Config, tenant: Option<&str>) -> Result<Verification, 
             dir.join("server.secret").display()
         )));
     }
-    let secret = load_server_secret(&cfg.auth, dir).map_err(crate::app::AppError::from)?;
+    let secret = load_server_secret(&cfg.auth, dir)?;
     let key = DerivedKeys::from_secret(&secret).audit;
     let store = Store::open(
         &cfg.store,
@@ -164,4 +169,52 @@ pub async fn verify(cfg: &Config, tenant: Option<&str>) -> Result<Verification, 
     .await;
     store.close().await;
     result
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Verify every audit chain (or one tenant's) link by link, against its signed anchor and
+    /// the checkpoint over all chains; exit 1 naming the first problem when it is broken.
+    Verify {
+        /// Only this tenant's chain (and the checkpoint).
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Data directory (overrides store.data_dir).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+pub fn run(config: Option<&Path>, c: AuditCommand) -> ExitCode {
+    let AuditCommand::Verify {
+        tenant,
+        json,
+        data_dir,
+    } = c;
+    let mut cfg = match cli::load(config, &cli::data_dir_override(data_dir)) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    cfg.log.level = "warn".into();
+    let _tracing = crate::telemetry::init_tracing(&cfg.log);
+    match cli::runtime().block_on(verify(&cfg, tenant.as_deref())) {
+        Ok(v) => {
+            if json {
+                println!("{}", serde_json::to_string(&v).unwrap_or_default());
+            } else {
+                print!("{}", v.describe());
+            }
+            match v.first_problem() {
+                None => ExitCode::SUCCESS,
+                Some(p) => {
+                    eprintln!("gleaner: the audit log does not verify: {p}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Err(e) => cli::fail(&e, e.kind()),
+    }
 }

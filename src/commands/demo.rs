@@ -6,9 +6,13 @@
 //! with a freshly generated admin token, printed once with commands to try.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
+use clap::Args;
 use rand::Rng;
 
+use super::cli;
 use super::harvest::{describe, ensure_tenant, open, run_with_progress};
 use super::CommandError;
 use crate::app::AppError;
@@ -135,7 +139,7 @@ pub async fn demo(mut cfg: Config, entities: u32, show_progress: bool) -> Result
     cfg.harvest.allow_private_targets = true;
     let (api_listener, api_addr) = bind_api(cfg.http.listen)?;
     cfg.http.listen = api_addr;
-    let token = match cfg.admin_token().map_err(AppError::from)? {
+    let token = match cfg.admin_token()? {
         Some(t) => t,
         None => {
             let bytes: [u8; 24] = rand::rng().random();
@@ -197,4 +201,35 @@ Ctrl-C stops the demo; its data stays in {data}.
     );
     crate::app::serve_on(cfg, Some(api_listener)).await?;
     Ok(())
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Registry entries on the sample site (50 per listing page).
+    #[arg(long, default_value_t = 3000)]
+    entities: u32,
+    /// Address of the Gleaner API (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    listen: SocketAddr,
+    /// Data directory of the demo.
+    #[arg(long, default_value = "./gleaner-demo", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(config: Option<&Path>, args: DemoArgs) -> ExitCode {
+    let o = crate::config::Overrides {
+        listen: Some(args.listen),
+        data_dir: Some(args.data_dir.clone()),
+        ..crate::config::Overrides::default()
+    };
+    let mut cfg = match cli::load(config, &o) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    cfg.log.level = "warn".into();
+    let _tracing = crate::telemetry::init_tracing(&cfg.log);
+    cli::finish(cli::runtime().block_on(demo(cfg, args.entities, !args.quiet)))
 }

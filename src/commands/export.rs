@@ -5,9 +5,12 @@
 //! it is audited (actor `cli`, remote `local`).
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
+use clap::{Args, ValueEnum};
 use tokio::io::AsyncWriteExt;
 
+use super::cli;
 use super::CommandError;
 use crate::auth::{load_server_secret, now_ms, DerivedKeys};
 use crate::config::Config;
@@ -134,8 +137,7 @@ pub async fn export(cfg: &Config, a: ExportArgs) -> Result<Exported, CommandErro
     let r = async {
         store.get_tenant(&tenant).await?;
         let db = store.tenant_db(&tenant).await?;
-        let secret = load_server_secret(&cfg.auth, &cfg.store.data_dir)
-            .map_err(crate::app::AppError::from)?;
+        let secret = load_server_secret(&cfg.auth, &cfg.store.data_dir)?;
         let key = DerivedKeys::from_secret(&secret).audit;
         let detail = serde_json::json!({
             "format": if format == ExportFormat::Csv { "csv" } else { "ndjson" },
@@ -222,4 +224,96 @@ async fn write_all<W: tokio::io::AsyncWrite + Unpin>(
     // A file is on disk before it is renamed into place.
     w.into_inner().shutdown().await.map_err(io)?;
     Ok(Exported { records, bytes })
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormatArg {
+    Ndjson,
+    Csv,
+}
+
+#[derive(Args)]
+pub struct ExportCli {
+    /// The tenant whose records to export.
+    #[arg(long, value_name = "TENANT")]
+    tenant: String,
+    /// NDJSON (one record per line, as the API lists them) or CSV (RFC 4180).
+    #[arg(long, value_enum, default_value = "ndjson")]
+    format: ExportFormatArg,
+    /// Only records of this source.
+    #[arg(long)]
+    source: Option<String>,
+    /// Only records whose key starts with this.
+    #[arg(long, value_name = "PREFIX")]
+    key_prefix: Option<String>,
+    /// Only records whose current version started at or after this time (ms since 1970).
+    #[arg(long, value_name = "MS")]
+    changed_since: Option<i64>,
+    /// true: only records marked removed; false: only present ones. Default: both.
+    #[arg(long, value_name = "BOOL")]
+    removed: Option<bool>,
+    /// With --equals: only records whose field at this dotted path equals the value.
+    #[arg(long, requires = "equals", value_name = "PATH")]
+    field: Option<String>,
+    #[arg(long, requires = "field", value_name = "VALUE")]
+    equals: Option<String>,
+    /// Full-text query: words, `word*` for a prefix.
+    #[arg(long, short = 'q', value_name = "WORDS")]
+    q: Option<String>,
+    /// Only these fields (comma-separated dotted paths), as named columns in CSV.
+    #[arg(long, value_name = "A,B.C")]
+    fields: Option<String>,
+    /// Write here (via FILE.partial, renamed when complete) instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// CSV: prefix text cells that would start a spreadsheet formula with `'`. Default:
+    /// http.csv_neutralize_formulas (true).
+    #[arg(long, value_name = "BOOL")]
+    neutralize_formulas: Option<bool>,
+    /// Data directory (overrides store.data_dir).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+pub fn run(config: Option<&Path>, a: ExportCli) -> ExitCode {
+    let mut cfg = match cli::load(config, &cli::data_dir_override(a.data_dir.clone())) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    cfg.log.level = "warn".into();
+    let _tracing = crate::telemetry::init_tracing(&cfg.log);
+    let to_file = a.output.clone();
+    let args = ExportArgs {
+        tenant: a.tenant,
+        format: Some(match a.format {
+            ExportFormatArg::Ndjson => ExportFormat::Ndjson,
+            ExportFormatArg::Csv => ExportFormat::Csv,
+        }),
+        source: a.source,
+        key_prefix: a.key_prefix,
+        changed_since: a.changed_since,
+        removed: a.removed,
+        field: a.field,
+        equals: a.equals,
+        q: a.q,
+        fields: a.fields,
+        output: a.output,
+        neutralize_formulas: a
+            .neutralize_formulas
+            .unwrap_or(cfg.http.csv_neutralize_formulas),
+    };
+    match cli::runtime().block_on(export(&cfg, args)) {
+        Ok(done) => {
+            if let Some(p) = to_file {
+                eprintln!(
+                    "gleaner: exported {} records ({} bytes) to {}",
+                    done.records,
+                    done.bytes,
+                    p.display()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => cli::fail(&e, e.kind()),
+    }
 }

@@ -1,11 +1,14 @@
 //! `gleaner harvest`: one run of one source in the foreground, with a progress bar.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::cli::{self, ServeArgs};
 use super::CommandError;
 use crate::config::Config;
 use crate::cpu::CpuPool;
@@ -16,7 +19,7 @@ use crate::tenant::TenantId;
 
 /// Opens the store and the harvester for a command.
 pub async fn open(cfg: &Config) -> Result<(Arc<Store>, Arc<Harvester>), CommandError> {
-    let cpu = CpuPool::new(&cfg.cpu).map_err(crate::app::AppError::from)?;
+    let cpu = CpuPool::new(&cfg.cpu)?;
     let store = Arc::new(
         Store::open(
             &cfg.store,
@@ -199,4 +202,59 @@ pub async fn harvest(
     .await;
     store.close().await;
     result
+}
+
+#[derive(Args)]
+pub struct HarvestArgs {
+    /// Tenant (created when it does not exist).
+    #[arg(long)]
+    tenant: String,
+    /// Source id (optional with --source-file: the file's id).
+    #[arg(long)]
+    source: Option<String>,
+    /// Source definition (TOML, or JSON when it ends in .json) to store before running.
+    #[arg(long, value_name = "FILE")]
+    source_file: Option<PathBuf>,
+    /// Print the run summary as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// Exit 0 only when the run succeeded: a failed or incomplete run is 1, so scripts notice.
+pub fn run(config: Option<&Path>, args: HarvestArgs) -> ExitCode {
+    let mut cfg = match cli::load(config, &args.serve.overrides()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if args.serve.log_level.is_none() {
+        cfg.log.level = "warn".into();
+    }
+    let _tracing = crate::telemetry::init_tracing(&cfg.log);
+    let r = cli::runtime().block_on(harvest(
+        cfg,
+        &args.tenant,
+        args.source.as_deref(),
+        args.source_file.as_deref(),
+        !args.quiet && !args.json,
+    ));
+    match r {
+        Ok(summary) => {
+            if args.json {
+                println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            } else {
+                print!("{}", describe(&summary));
+            }
+            if summary.status == "succeeded" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => cli::fail(&e, e.kind()),
+    }
 }
