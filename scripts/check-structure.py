@@ -8,6 +8,10 @@
   siblings' "uses" graph must have no cycle. mod.rs is the facade: its `mod` and `pub use`
   lines are not edges, what its own code calls is.
 
+- the layers between the crate's top-level modules (LAYERS below, the "may use" table of
+  docs/architecture.md): a module names only the modules its row allows (`crate::x` paths,
+  comments and strings aside).
+
 A file whose `//!` header contains the line `structure: generated table` is exempt from the
 length limits (the header must say why). Test modules count like any other code.
 
@@ -24,6 +28,24 @@ MAX_FILE_LINES = 800
 MAX_FN_LINES = 150
 ACYCLIC = ["store", "replicate", "harvest/runtime", "auth"]
 EXEMPT_MARK = "structure: generated table"
+LEAVES = {"error", "config", "tenant", "cpu", "telemetry"}
+# module -> the crate modules it may use (besides itself). Keep in step with
+# docs/architecture.md ("May use").
+LAYERS = {
+    "error": set(),
+    "config": {"error"},
+    "tenant": {"error", "config"},
+    "cpu": {"error", "config"},
+    "telemetry": {"error", "config"},
+    "demo": set(),
+    "store": {"error", "config", "tenant", "telemetry"},
+    "harvest": LEAVES | {"store"},
+    "replicate": LEAVES | {"store"},
+    "auth": LEAVES | {"store"},
+    "http": LEAVES | {"store", "auth", "harvest", "replicate"},
+    "app": LEAVES | {"store", "auth", "harvest", "replicate", "http", "demo"},
+    "commands": LEAVES | {"store", "auth", "harvest", "replicate", "http", "demo", "app"},
+}
 
 
 def strip_code(text):
@@ -232,6 +254,19 @@ def main():
     for d in ACYCLIC:
         for c in cycles(sibling_graph(d)):
             problems.append(f"src/{d}: import cycle " + " -> ".join(c))
+    for f in rust_files():
+        rel = os.path.relpath(f, SRC)
+        top = rel.split(os.sep)[0].removesuffix(".rs")
+        if top in ("lib", "main"):
+            continue
+        allowed = LAYERS.get(top)
+        if allowed is None:
+            problems.append(f"src/{rel}: module {top} has no row in LAYERS (scripts/check-structure.py)")
+            continue
+        code = strip_code(open(f).read())
+        for used in sorted(set(re.findall(r"(?<![\w:])crate::([a-z_]+)", code))):
+            if used != top and used not in allowed:
+                problems.append(f"src/{rel}: {top} may not use crate::{used} (allowed: {', '.join(sorted(allowed)) or 'nothing'})")
     if "--list" in sys.argv:
         for length, where in sorted(all_fns, reverse=True)[:10]:
             print(f"{length:5} {where}")

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Runs every check Gleaner has, on a fresh Debian 12 machine or a developer's.
 #
-# Installs what the tests need first (idempotent, pinned versions), then: formatting,
-# clippy, the release build, the whole test suite (unit, integration against the real
-# binary, benches compiled and run once in test mode), 15 s of each fuzz target in fuzz/
-# (scripts/fuzz.sh), and Schemathesis against the running API
-# (tests/api_schemathesis.rs, ignored by plain `cargo test`), the RustSec audit against the
-# offline advisory database in ../shared/advisory-db, then the packaging checks (.deb
-# installed with dpkg, the OCI image built and run on the Docker engine, the Helm chart
-# rendered and validated, alert rules unit-tested).
+# Installs what the tests need first (idempotent, pinned versions), then: formatting, the
+# structure limits (scripts/check-structure.py), clippy, the release build, the whole test
+# suite (unit, integration against the real binary, benches compiled and run once in test
+# mode), 15 s of each fuzz target in fuzz/ (scripts/fuzz.sh), and Schemathesis against the
+# running API (ignored by plain `cargo test`), the RustSec audit against the offline
+# advisory database in ../shared/advisory-db, then the packaging checks (.deb installed
+# with dpkg, the OCI image built and run on the Docker engine, the Helm chart rendered and
+# validated, alert rules unit-tested).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -42,6 +42,9 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 (cd fuzz && cargo fmt -- --check)
+
+step "structure: file and function sizes, layers, no import cycles (scripts/check-structure.py)"
+python3 scripts/check-structure.py
 
 step "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings

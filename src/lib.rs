@@ -1,8 +1,10 @@
 //! Gleaner: an edge data harvester with embedded per-tenant storage and replication.
 //!
-//! Module map and dependency rules: ../shared/docs/architecture.md. In short: `config`,
-//! `tenant`, `error` and `cpu` are leaves; `store` owns SQLite; `http` serves the API and is
-//! used by nothing; `app` wires everything together; `main.rs` only parses the CLI.
+//! Module map, layers and the "may use" rules: docs/architecture.md (the rules are checked
+//! by scripts/check-structure.py). In short: `error`, `config`, `tenant`, `cpu` and
+//! `telemetry` are leaves; `store` owns SQLite and uses only leaves; `harvest`, `replicate`
+//! and `auth` use the store; `http` serves the API; `app` wires the server's start-up and
+//! shutdown; `commands` has one file per CLI command; `main.rs` only parses the command line.
 
 pub mod app;
 pub mod auth;
