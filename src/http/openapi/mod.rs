@@ -97,6 +97,42 @@ mod tests {
         assert_eq!(document()["openapi"], "3.1.0");
     }
 
+    /// The description's prose list of who holds what is written by hand too.
+    #[test]
+    fn the_description_names_each_permission_under_its_least_role() {
+        use crate::auth::Permission;
+        let d = document()["info"]["description"].as_str().unwrap();
+        let (_, list) = d.split_once("needs: ").unwrap();
+        let by_role: Vec<(&str, Vec<&str>)> = list
+            .split("; ")
+            .map(|seg| {
+                let (role, perms) = seg.split_once(" for ").unwrap();
+                let names = perms.split(", ").map(|p| p.split(' ').next().unwrap());
+                (role, names.collect())
+            })
+            .collect();
+        let covers = |listed: &str, p: Permission| {
+            let (resource, _) = p.as_str().split_once(':').unwrap();
+            listed == p.as_str() || listed == format!("{resource}:*")
+        };
+        for p in Permission::ALL {
+            let roles: Vec<&str> = by_role
+                .iter()
+                .filter(|(_, listed)| listed.iter().any(|l| covers(l, *p)))
+                .map(|(role, _)| *role)
+                .collect();
+            assert_eq!(roles, [p.min_role().as_str()], "{}", p.as_str());
+        }
+        for (role, listed) in &by_role {
+            for l in listed {
+                assert!(
+                    Permission::ALL.iter().any(|p| covers(l, *p)),
+                    "{role}: {l} is no permission"
+                );
+            }
+        }
+    }
+
     #[test]
     fn every_reference_resolves() {
         fn walk(v: &Value, doc: &Value, bad: &mut Vec<String>) {
