@@ -44,67 +44,74 @@ impl fmt::Display for Role {
     }
 }
 
-/// What an endpoint needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Permission {
-    /// Create, list, update, delete tenants.
-    ManageTenants,
-    /// Manage global admin keys.
-    ManageAdminKeys,
-    /// Read and verify the global audit chain.
-    ReadGlobalAudit,
-    /// List, get and export a tenant's records.
-    ReadRecords,
-    /// Push records into a tenant.
-    WriteRecords,
-    /// Manage a tenant's API keys.
-    ManageKeys,
-    /// Read and verify a tenant's audit chain.
-    ReadAudit,
-    /// Read a tenant's usage.
-    ReadUsage,
-    /// List and get a tenant's source definitions and their runs.
-    ReadSources,
-    /// Create, replace and delete source definitions; start runs.
-    WriteSources,
-    /// Set and delete the secrets source definitions refer to (values are never read back).
-    ManageSecrets,
+/// The one list of permissions: for each, its doc, variant, string and least role, handed
+/// to the macro `$then` (the name of a `macro_rules!` in scope where this is invoked). It
+/// declares [`Permission`] here and the permission marker types in `http::extract`, so
+/// adding a permission is one line.
+macro_rules! permissions {
+    ($then:ident) => {
+        $then! {
+            /// Create, list, update, delete tenants.
+            ManageTenants = "tenants:manage", Admin;
+            /// Manage global admin keys.
+            ManageAdminKeys = "admin-keys:manage", Admin;
+            /// Read and verify the global audit chain.
+            ReadGlobalAudit = "global-audit:read", Admin;
+            /// List, get and export a tenant's records.
+            ReadRecords = "records:read", Reader;
+            /// Push records into a tenant.
+            WriteRecords = "records:write", Editor;
+            /// Manage a tenant's API keys.
+            ManageKeys = "keys:manage", TenantAdmin;
+            /// Read and verify a tenant's audit chain.
+            ReadAudit = "audit:read", TenantAdmin;
+            /// Read a tenant's usage.
+            ReadUsage = "usage:read", TenantAdmin;
+            /// List and get a tenant's source definitions and their runs.
+            ReadSources = "sources:read", Reader;
+            /// Create, replace and delete source definitions; start runs.
+            WriteSources = "sources:write", Editor;
+            /// Set and delete the secrets source definitions refer to (values are never read back).
+            ManageSecrets = "secrets:manage", TenantAdmin;
+        }
+    };
+}
+pub(crate) use permissions;
+
+/// Declares [`Permission`] from the list in [`permissions`].
+macro_rules! declare_permission {
+    ($($(#[$doc:meta])* $name:ident = $text:literal, $role:ident;)*) => {
+        /// What an endpoint needs.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Permission {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl Permission {
+            /// Every permission, in the order of the list.
+            pub const ALL: &'static [Permission] = &[$(Permission::$name),*];
+
+            /// The least role that holds this permission.
+            pub fn min_role(self) -> Role {
+                match self {
+                    $(Permission::$name => Role::$role,)*
+                }
+            }
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Permission::$name => $text,)*
+                }
+            }
+        }
+    };
 }
 
-impl Permission {
-    /// The least role that holds this permission.
-    pub fn min_role(self) -> Role {
-        match self {
-            Permission::ManageTenants
-            | Permission::ManageAdminKeys
-            | Permission::ReadGlobalAudit => Role::Admin,
-            Permission::ManageKeys
-            | Permission::ReadAudit
-            | Permission::ReadUsage
-            | Permission::ManageSecrets => Role::TenantAdmin,
-            Permission::WriteRecords | Permission::WriteSources => Role::Editor,
-            Permission::ReadRecords | Permission::ReadSources => Role::Reader,
-        }
-    }
+permissions!(declare_permission);
 
+impl Permission {
     pub fn tenant_scoped(self) -> bool {
         self.min_role() != Role::Admin
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::ManageTenants => "tenants:manage",
-            Permission::ManageAdminKeys => "admin-keys:manage",
-            Permission::ReadGlobalAudit => "global-audit:read",
-            Permission::ReadRecords => "records:read",
-            Permission::WriteRecords => "records:write",
-            Permission::ManageKeys => "keys:manage",
-            Permission::ReadAudit => "audit:read",
-            Permission::ReadUsage => "usage:read",
-            Permission::ReadSources => "sources:read",
-            Permission::WriteSources => "sources:write",
-            Permission::ManageSecrets => "secrets:manage",
-        }
     }
 }
 
@@ -210,5 +217,14 @@ mod tests {
             assert_eq!(Role::parse(r.as_str()), Some(r));
         }
         assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn permission_strings_are_distinct() {
+        let mut seen = std::collections::HashSet::new();
+        for p in Permission::ALL {
+            assert!(seen.insert(p.as_str()), "{p:?}: {} twice", p.as_str());
+            assert!(p.as_str().contains(':'), "{p:?}");
+        }
     }
 }

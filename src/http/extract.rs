@@ -172,8 +172,9 @@ pub trait Perm: Send + Sync + 'static {
     const PERM: Permission;
 }
 
+/// One marker type per permission, from the list in `auth::roles`.
 macro_rules! perms {
-    ($($name:ident),*) => {$(
+    ($($(#[$doc:meta])* $name:ident = $text:literal, $role:ident;)*) => {$(
         #[doc = concat!("Marker for [`Permission::", stringify!($name), "`].")]
         pub struct $name;
         impl Perm for $name {
@@ -182,19 +183,7 @@ macro_rules! perms {
     )*};
 }
 
-perms!(
-    ManageTenants,
-    ManageAdminKeys,
-    ReadGlobalAudit,
-    ReadRecords,
-    WriteRecords,
-    ManageKeys,
-    ReadAudit,
-    ReadUsage,
-    ReadSources,
-    WriteSources,
-    ManageSecrets
-);
+crate::auth::roles::permissions!(perms);
 
 /// An authenticated, authorized request on a global endpoint.
 pub struct Global<P> {

@@ -83,18 +83,35 @@ impl Routes {
     }
 }
 
+/// Every route, group by group (the OpenAPI document's paths come in the same groups).
 pub(super) fn routes() -> Routes {
-    use Permission as P;
-    let r = Routes {
+    let groups: [fn(Routes) -> Routes; 6] = [
+        public_routes,
+        tenant_routes,
+        record_routes,
+        tenant_admin_routes,
+        source_routes,
+        admin_routes,
+    ];
+    let empty = Routes {
         by_path: BTreeMap::new(),
         table: Vec::new(),
     };
+    groups.into_iter().fold(empty, |r, group| group(r))
+}
+
+/// Health, metrics and the OpenAPI document (no credential).
+fn public_routes(r: Routes) -> Routes {
     r.get("/healthz", None, health::healthz)
         .get("/readyz", None, health::readyz)
         .get("/metrics", None, health::metrics)
         .get("/openapi.json", None, openapi::serve)
-        // Tenants (admin).
-        .post("/v1/tenants", Some(P::ManageTenants), tenants::create)
+}
+
+/// Tenants (admin).
+fn tenant_routes(r: Routes) -> Routes {
+    use Permission as P;
+    r.post("/v1/tenants", Some(P::ManageTenants), tenants::create)
         .get("/v1/tenants", Some(P::ManageTenants), tenants::list)
         .get("/v1/tenants/{tenant}", Some(P::ManageTenants), tenants::get)
         .patch(
@@ -107,124 +124,140 @@ pub(super) fn routes() -> Routes {
             Some(P::ManageTenants),
             tenants::delete,
         )
-        // Records.
-        .get(
-            "/v1/tenants/{tenant}/records",
-            Some(P::ReadRecords),
-            records::list,
-        )
-        .post(
-            "/v1/tenants/{tenant}/records",
-            Some(P::WriteRecords),
-            records::push,
-        )
-        .get(
-            "/v1/tenants/{tenant}/records/{id}",
-            Some(P::ReadRecords),
-            records::get,
-        )
-        .get(
-            "/v1/tenants/{tenant}/export",
-            Some(P::ReadRecords),
-            records::export,
-        )
-        // A tenant's keys, audit and usage (tenant-admin).
-        .get(
-            "/v1/tenants/{tenant}/keys",
-            Some(P::ManageKeys),
-            keys::tenant_list,
-        )
-        .post(
-            "/v1/tenants/{tenant}/keys",
-            Some(P::ManageKeys),
-            keys::tenant_create,
-        )
-        .get(
-            "/v1/tenants/{tenant}/keys/{key_id}",
-            Some(P::ManageKeys),
-            keys::tenant_get,
-        )
-        .delete(
-            "/v1/tenants/{tenant}/keys/{key_id}",
-            Some(P::ManageKeys),
-            keys::tenant_revoke,
-        )
-        .post(
-            "/v1/tenants/{tenant}/keys/{key_id}/rotate",
-            Some(P::ManageKeys),
-            keys::tenant_rotate,
-        )
-        .get(
-            "/v1/tenants/{tenant}/audit",
-            Some(P::ReadAudit),
-            audit::tenant_list,
-        )
-        .get(
-            "/v1/tenants/{tenant}/audit/verify",
-            Some(P::ReadAudit),
-            audit::tenant_verify,
-        )
-        .get("/v1/tenants/{tenant}/usage", Some(P::ReadUsage), usage::get)
-        // Sources and runs (reader reads, editor changes and runs) and the secrets source
-        // definitions refer to (tenant-admin).
-        .get(
-            "/v1/tenants/{tenant}/sources",
-            Some(P::ReadSources),
-            harvest::list_sources,
-        )
-        .get(
-            "/v1/tenants/{tenant}/sources/{source}",
-            Some(P::ReadSources),
-            harvest::get_source,
-        )
-        .put(
-            "/v1/tenants/{tenant}/sources/{source}",
-            Some(P::WriteSources),
-            harvest::put_source,
-        )
-        .delete(
-            "/v1/tenants/{tenant}/sources/{source}",
-            Some(P::WriteSources),
-            harvest::delete_source,
-        )
-        .post(
-            "/v1/tenants/{tenant}/sources/{source}/runs",
-            Some(P::WriteSources),
-            harvest::trigger,
-        )
-        .get(
-            "/v1/tenants/{tenant}/sources/{source}/runs",
-            Some(P::ReadSources),
-            harvest::list_runs,
-        )
-        .get(
-            "/v1/tenants/{tenant}/sources/{source}/runs/{run}",
-            Some(P::ReadSources),
-            harvest::get_run,
-        )
-        // `records:write`, or no credential and a valid signature (see `harvest`).
-        .post(
-            "/v1/tenants/{tenant}/sources/{source}/push",
-            Some(P::WriteRecords),
-            harvest::push,
-        )
-        .get(
-            "/v1/tenants/{tenant}/secrets",
-            Some(P::ManageSecrets),
-            harvest::list_secrets,
-        )
-        .put(
-            "/v1/tenants/{tenant}/secrets/{name}",
-            Some(P::ManageSecrets),
-            harvest::put_secret,
-        )
-        .delete(
-            "/v1/tenants/{tenant}/secrets/{name}",
-            Some(P::ManageSecrets),
-            harvest::delete_secret,
-        )
-        // Global admin keys and audit (admin).
-        .get("/v1/admin/keys", Some(P::ManageAdminKeys), keys::admin_list)
+}
+
+/// Records: list, push, one record, export.
+fn record_routes(r: Routes) -> Routes {
+    use Permission as P;
+    r.get(
+        "/v1/tenants/{tenant}/records",
+        Some(P::ReadRecords),
+        records::list,
+    )
+    .post(
+        "/v1/tenants/{tenant}/records",
+        Some(P::WriteRecords),
+        records::push,
+    )
+    .get(
+        "/v1/tenants/{tenant}/records/{id}",
+        Some(P::ReadRecords),
+        records::get,
+    )
+    .get(
+        "/v1/tenants/{tenant}/export",
+        Some(P::ReadRecords),
+        records::export,
+    )
+}
+
+/// A tenant's keys, audit and usage (tenant-admin).
+fn tenant_admin_routes(r: Routes) -> Routes {
+    use Permission as P;
+    r.get(
+        "/v1/tenants/{tenant}/keys",
+        Some(P::ManageKeys),
+        keys::tenant_list,
+    )
+    .post(
+        "/v1/tenants/{tenant}/keys",
+        Some(P::ManageKeys),
+        keys::tenant_create,
+    )
+    .get(
+        "/v1/tenants/{tenant}/keys/{key_id}",
+        Some(P::ManageKeys),
+        keys::tenant_get,
+    )
+    .delete(
+        "/v1/tenants/{tenant}/keys/{key_id}",
+        Some(P::ManageKeys),
+        keys::tenant_revoke,
+    )
+    .post(
+        "/v1/tenants/{tenant}/keys/{key_id}/rotate",
+        Some(P::ManageKeys),
+        keys::tenant_rotate,
+    )
+    .get(
+        "/v1/tenants/{tenant}/audit",
+        Some(P::ReadAudit),
+        audit::tenant_list,
+    )
+    .get(
+        "/v1/tenants/{tenant}/audit/verify",
+        Some(P::ReadAudit),
+        audit::tenant_verify,
+    )
+    .get("/v1/tenants/{tenant}/usage", Some(P::ReadUsage), usage::get)
+}
+
+/// Sources and runs (reader reads, editor changes and runs) and the secrets source
+/// definitions refer to (tenant-admin).
+fn source_routes(r: Routes) -> Routes {
+    use Permission as P;
+    r.get(
+        "/v1/tenants/{tenant}/sources",
+        Some(P::ReadSources),
+        harvest::list_sources,
+    )
+    .get(
+        "/v1/tenants/{tenant}/sources/{source}",
+        Some(P::ReadSources),
+        harvest::get_source,
+    )
+    .put(
+        "/v1/tenants/{tenant}/sources/{source}",
+        Some(P::WriteSources),
+        harvest::put_source,
+    )
+    .delete(
+        "/v1/tenants/{tenant}/sources/{source}",
+        Some(P::WriteSources),
+        harvest::delete_source,
+    )
+    .post(
+        "/v1/tenants/{tenant}/sources/{source}/runs",
+        Some(P::WriteSources),
+        harvest::trigger,
+    )
+    .get(
+        "/v1/tenants/{tenant}/sources/{source}/runs",
+        Some(P::ReadSources),
+        harvest::list_runs,
+    )
+    .get(
+        "/v1/tenants/{tenant}/sources/{source}/runs/{run}",
+        Some(P::ReadSources),
+        harvest::get_run,
+    )
+    // `records:write`, or no credential and a valid signature (see `harvest`).
+    .post(
+        "/v1/tenants/{tenant}/sources/{source}/push",
+        Some(P::WriteRecords),
+        harvest::push,
+    )
+    .get(
+        "/v1/tenants/{tenant}/secrets",
+        Some(P::ManageSecrets),
+        harvest::list_secrets,
+    )
+    .put(
+        "/v1/tenants/{tenant}/secrets/{name}",
+        Some(P::ManageSecrets),
+        harvest::put_secret,
+    )
+    .delete(
+        "/v1/tenants/{tenant}/secrets/{name}",
+        Some(P::ManageSecrets),
+        harvest::delete_secret,
+    )
+}
+
+/// Global admin keys and audit (admin).
+fn admin_routes(r: Routes) -> Routes {
+    use Permission as P;
+    r.get("/v1/admin/keys", Some(P::ManageAdminKeys), keys::admin_list)
         .post(
             "/v1/admin/keys",
             Some(P::ManageAdminKeys),
