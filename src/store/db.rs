@@ -102,7 +102,7 @@ impl Db {
                 ),
                 stats,
                 thread: Mutex::new(Some(thread)),
-                last_used_ms: AtomicU64::new(super::now_ms() as u64),
+                last_used_ms: AtomicU64::new(super::base::now_ms() as u64),
             }),
         })
     }
@@ -160,7 +160,7 @@ impl Db {
     pub(crate) fn touch(&self) {
         self.inner
             .last_used_ms
-            .store(super::now_ms() as u64, Ordering::Relaxed);
+            .store(super::base::now_ms() as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn last_used_ms(&self) -> u64 {

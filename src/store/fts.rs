@@ -22,7 +22,7 @@
 use rusqlite::functions::FunctionFlags;
 use rusqlite::Connection;
 
-use super::records::MAX_RECORD_BYTES;
+use super::base::MAX_RECORD_BYTES;
 use super::text::record_text;
 
 /// Prepares a tenant database's write connection: the staging table for index rows. TEMP,

@@ -14,6 +14,7 @@
 
 mod audit;
 mod audit_anchor;
+mod base;
 mod codec;
 mod conn;
 mod db;
@@ -40,6 +41,8 @@ mod tenants;
 mod text;
 mod writer;
 
+pub(crate) use base::now_ms;
+pub use base::MAX_RECORD_BYTES;
 pub use codec::{
     canonical_json, decode as decode_payload, encode as encode_payload,
     encode_canonical as encode_canonical_payload, EncodedPayload,
@@ -58,7 +61,7 @@ pub use frontier::{
 };
 pub use hooks::{BoxFuture, CheckpointMode, CheckpointResult, DbObserver, ExternalDb, WeakDb};
 pub use oauth_tokens::{OAuthTokenRow, MAX_SECRET_LIST};
-pub use records::{PutOutcome, RecordWrite, StoredRecord, TenantDb, MAX_RECORD_BYTES};
+pub use records::{PutOutcome, RecordWrite, StoredRecord, TenantDb};
 pub use runs::{RunEnd, RunRow, MAX_RUN_LIST};
 pub use schema::DbKind;
 pub use sources::{SourceRow, SourceWrite, MAX_SOURCE_LIST};
@@ -86,12 +89,6 @@ use crate::config::StoreConfig;
 use crate::tenant::TenantId;
 use db::DbOptions;
 use registry::Registry;
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// For benchmarks only: a plain connection to an existing tenant database with exactly the
 /// writer's settings and SQL functions (the FTS triggers call one), so a baseline loop does

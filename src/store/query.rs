@@ -16,8 +16,9 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::base::MAX_RECORD_BYTES;
 use super::error::StoreError;
-use super::records::{RecordWrite, TenantDb, MAX_RECORD_BYTES};
+use super::records::{RecordWrite, TenantDb};
 use super::tenant_admin::{Quotas, TenantSize};
 use super::PutOutcome;
 

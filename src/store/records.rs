@@ -11,12 +11,10 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::base::MAX_RECORD_BYTES;
 use super::codec::EncodedPayload;
 use super::db::Db;
 use super::error::StoreError;
-
-/// Largest decoded record the store hands out; larger payloads are refused as corrupt input.
-pub const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
 
 /// One record to write.
 #[derive(Debug, Clone)]

@@ -137,7 +137,7 @@ impl Registry {
 
     /// Closes databases idle for longer than the idle limit and held by nobody.
     pub(crate) async fn sweep(&self) -> usize {
-        let now = super::now_ms() as u64;
+        let now = super::base::now_ms() as u64;
         let idle_ms = self.idle.as_millis() as u64;
         let closing: Vec<(TenantId, Db, watch::Sender<()>)> = {
             let mut open = self.open.lock().await;

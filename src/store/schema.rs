@@ -376,7 +376,7 @@ fn migrate_to(
         tx.execute_batch(sql).map_err(wrap)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?1, ?2, ?3)",
-            rusqlite::params![version, name, super::now_ms()],
+            rusqlite::params![version, name, super::base::now_ms()],
         )
         .map_err(wrap)?;
         tx.commit().map_err(wrap)?;
