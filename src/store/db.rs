@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::conn::open_writer;
 use super::error::StoreError;
-use super::hooks::{CheckpointMode, CheckpointResult, SnapshotHolder, WeakDb};
+use super::exclusive::{CheckpointMode, Exclusive, SnapshotHolder};
 use super::reader::{ReadPool, ReaderSettings};
 use super::schema::{migrate, DbKind};
 use super::writer::{CheckpointPolicy, Command, Op, Writer, WriterStats};
@@ -37,7 +37,7 @@ pub struct Db {
     inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
+struct Inner {
     kind: DbKind,
     path: PathBuf,
     tx: mpsc::Sender<Command>,
@@ -45,6 +45,17 @@ pub(crate) struct Inner {
     stats: Arc<WriterStats>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     last_used_ms: AtomicU64,
+}
+
+/// A handle that does not keep the database open: the registry closes databases that
+/// only weak handles refer to.
+#[derive(Clone)]
+pub struct WeakDb(Weak<Inner>);
+
+impl WeakDb {
+    pub fn upgrade(&self) -> Option<Db> {
+        self.0.upgrade().map(|inner| Db { inner })
+    }
 }
 
 impl Db {
@@ -107,10 +118,6 @@ impl Db {
         })
     }
 
-    pub(crate) fn from_inner(inner: Arc<Inner>) -> Db {
-        Db { inner }
-    }
-
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
@@ -121,13 +128,10 @@ impl Db {
     }
 
     /// Runs `f` on the writer thread after everything queued before it has committed and
-    /// before anything queued after it starts, then the checkpoint `f` returns, if any.
-    /// `f` blocks every write to this database while it runs: keep it short. It must not
-    /// call back into this database (it would wait for itself).
-    pub async fn exclusive<T, F>(
-        &self,
-        f: F,
-    ) -> Result<(T, Option<Result<CheckpointResult, StoreError>>), StoreError>
+    /// before anything queued after it starts, then the checkpoint `f` returns, if any (the
+    /// contract is [`Exclusive`]'s). `f` must not call back into this database (it would
+    /// wait for itself).
+    pub async fn exclusive<T, F>(&self, f: F) -> Result<Exclusive<T>, StoreError>
     where
         F: FnOnce() -> (T, Option<CheckpointMode>) + Send + 'static,
         T: Send + 'static,

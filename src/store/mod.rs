@@ -20,6 +20,7 @@ mod conn;
 mod db;
 mod dict;
 mod error;
+mod exclusive;
 pub mod export;
 mod frontier;
 mod fsmode;
@@ -47,19 +48,20 @@ pub use codec::{
     canonical_json, decode as decode_payload, encode as encode_payload,
     encode_canonical as encode_canonical_payload, EncodedPayload,
 };
-pub use db::Db;
+pub use db::{Db, WeakDb};
 pub use dict::{
     decode_with as decode_payload_with, dict_id_of, encode_value_with as encode_value_payload_with,
     encode_with as encode_payload_with, train as train_dictionary, Dictionary,
     MAX_SAMPLES as MAX_DICT_SAMPLES,
 };
 pub use error::StoreError;
+pub use exclusive::{CheckpointMode, CheckpointResult, Exclusive};
 pub use frontier::{
     FetchState, FrontierCounts, FrontierEntry, NewEntry, PageCommit, PageCommitted,
     CLAIMED as FRONTIER_CLAIMED, DONE as FRONTIER_DONE, FAILED as FRONTIER_FAILED,
     PENDING as FRONTIER_PENDING,
 };
-pub use hooks::{BoxFuture, CheckpointMode, CheckpointResult, DbObserver, ExternalDb, WeakDb};
+pub use hooks::{BoxFuture, DbObserver, ExternalDb};
 pub use oauth_tokens::{OAuthTokenRow, MAX_SECRET_LIST};
 pub use records::{PutOutcome, RecordWrite, StoredRecord, TenantDb};
 pub use runs::{RunEnd, RunRow, MAX_RUN_LIST};
