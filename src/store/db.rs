@@ -58,6 +58,17 @@ impl WeakDb {
     }
 }
 
+/// A tenant's database. The files above `db` that serve tenant data (records, dict,
+/// frontier, query, …) each add their methods to it.
+#[derive(Clone)]
+pub struct TenantDb(pub(crate) Db);
+
+impl TenantDb {
+    pub fn db(&self) -> &Db {
+        &self.0
+    }
+}
+
 impl Db {
     /// Opens (creating if needed), migrates, and starts the writer thread. Blocking: call it
     /// from `spawn_blocking`.

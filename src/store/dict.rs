@@ -21,8 +21,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::base::MAX_RECORD_BYTES;
 use super::codec::{EncodedPayload, LEVEL};
+use super::db::TenantDb;
 use super::error::StoreError;
-use super::records::TenantDb;
 
 /// Largest dictionary trained (zstd's recommended ~100 KiB is for larger records).
 pub const MAX_DICT_BYTES: usize = 32 * 1024;

@@ -48,7 +48,7 @@ pub use codec::{
     canonical_json, decode as decode_payload, encode as encode_payload,
     encode_canonical as encode_canonical_payload, EncodedPayload,
 };
-pub use db::{Db, WeakDb};
+pub use db::{Db, TenantDb, WeakDb};
 pub use dict::{
     decode_with as decode_payload_with, dict_id_of, encode_value_with as encode_value_payload_with,
     encode_with as encode_payload_with, train as train_dictionary, Dictionary,
@@ -63,7 +63,7 @@ pub use frontier::{
 };
 pub use hooks::{BoxFuture, DbObserver, ExternalDb};
 pub use oauth_tokens::{OAuthTokenRow, MAX_SECRET_LIST};
-pub use records::{PutOutcome, RecordWrite, StoredRecord, TenantDb};
+pub use records::{PutOutcome, RecordWrite, StoredRecord};
 pub use runs::{RunEnd, RunRow, MAX_RUN_LIST};
 pub use schema::DbKind;
 pub use sources::{SourceRow, SourceWrite, MAX_SOURCE_LIST};

@@ -8,8 +8,8 @@
 
 use rusqlite::{params, OptionalExtension};
 
+use super::db::TenantDb;
 use super::error::StoreError;
-use super::records::TenantDb;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthTokenRow {

@@ -17,8 +17,9 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::base::MAX_RECORD_BYTES;
+use super::db::TenantDb;
 use super::error::StoreError;
-use super::records::{RecordWrite, TenantDb};
+use super::records::RecordWrite;
 use super::tenant_admin::{Quotas, TenantSize};
 use super::PutOutcome;
 

@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::base::MAX_RECORD_BYTES;
 use super::codec::EncodedPayload;
-use super::db::Db;
+use super::db::TenantDb;
 use super::error::StoreError;
 
 /// One record to write.
@@ -44,15 +44,7 @@ pub struct StoredRecord {
     pub last_seen_ms: i64,
 }
 
-/// A tenant's database.
-#[derive(Clone)]
-pub struct TenantDb(pub(crate) Db);
-
 impl TenantDb {
-    pub fn db(&self) -> &Db {
-        &self.0
-    }
-
     /// Writes one record; resolves once it is committed.
     pub async fn put_record(&self, rec: RecordWrite) -> Result<PutOutcome, StoreError> {
         self.0.write(move |c| put(c, &rec)).await
