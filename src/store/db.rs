@@ -16,7 +16,7 @@ use super::conn::open_writer;
 use super::error::StoreError;
 use super::exclusive::{CheckpointMode, Exclusive, SnapshotHolder};
 use super::reader::{ReadPool, ReaderSettings};
-use super::schema::{migrate, DbKind};
+use super::schema::{migrate, DbKind, WriterHooks};
 use super::writer::{CheckpointPolicy, Command, Op, Writer, WriterStats};
 use crate::config::Synchronous;
 
@@ -70,15 +70,17 @@ impl TenantDb {
 }
 
 impl Db {
-    /// Opens (creating if needed), migrates, and starts the writer thread. Blocking: call it
-    /// from `spawn_blocking`.
+    /// Opens (creating if needed), migrates, and starts the writer thread. `hooks` are what
+    /// the write connection of this kind needs (`fts::TENANT_WRITER` for a tenant database,
+    /// `None` for control.db). Blocking: call it from `spawn_blocking`.
     pub(crate) fn open_blocking(
         path: &Path,
         kind: DbKind,
         opts: &DbOptions,
+        hooks: Option<WriterHooks>,
     ) -> Result<Db, StoreError> {
         let mut conn: Connection = open_writer(path, opts.synchronous, opts.busy_timeout)?;
-        migrate(&mut conn, kind, path)?;
+        migrate(&mut conn, kind, path, hooks)?;
         let holder = match opts.checkpoint {
             CheckpointPolicy::External => {
                 Some(SnapshotHolder::open(path, opts.busy_timeout, false)?)
@@ -96,7 +98,7 @@ impl Db {
             policy: opts.checkpoint,
             stats: stats.clone(),
             holder,
-            before_commit: (kind == DbKind::Tenant).then_some(super::fts::flush as fn(&_) -> _),
+            before_commit: hooks.map(|h| h.before_commit),
         };
         let name = format!(
             "gleaner-w-{}",

@@ -35,6 +35,8 @@ mod records;
 mod registry;
 mod runs;
 mod schema;
+#[cfg(test)]
+mod schema_tests;
 mod sources;
 mod stored_frame;
 mod tenant_admin;
@@ -103,7 +105,7 @@ pub fn bench_plain_tenant_connection(path: &Path) -> Result<rusqlite::Connection
         crate::config::Synchronous::Full,
         Duration::from_secs(5),
     )?;
-    schema::migrate(&mut c, DbKind::Tenant, path)?;
+    schema::migrate(&mut c, DbKind::Tenant, path, Some(fts::TENANT_WRITER))?;
     Ok(c)
 }
 
@@ -167,7 +169,7 @@ impl Store {
             conn::ensure_writable_dir(&d)?;
             fsmode::own_private_dir(&t)?;
             conn::ensure_writable_dir(&t)?;
-            Db::open_blocking(&control_path, DbKind::Control, &control_opts)
+            Db::open_blocking(&control_path, DbKind::Control, &control_opts, None)
         })
         .await
         .map_err(|e| StoreError::Join(e.to_string()))??;

@@ -268,7 +268,13 @@ pub(crate) mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("t.db");
         let mut c = Connection::open(&p).unwrap();
-        migrate(&mut c, DbKind::Tenant, &p).unwrap();
+        migrate(
+            &mut c,
+            DbKind::Tenant,
+            &p,
+            Some(super::super::fts::TENANT_WRITER),
+        )
+        .unwrap();
         // Searches what a commit would make visible (the writer flushes before COMMIT).
         let search = |c: &Connection, q: &str| -> Vec<i64> {
             super::super::fts::flush(c).unwrap();

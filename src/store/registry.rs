@@ -20,6 +20,7 @@ use tokio::sync::{watch, Mutex};
 
 use super::db::{Db, DbOptions};
 use super::error::StoreError;
+use super::fts;
 use super::hooks::DbObserver;
 use super::schema::DbKind;
 use crate::telemetry::metrics as m;
@@ -116,7 +117,7 @@ impl Registry {
         let opts = self.opts.clone();
         let db = tokio::task::spawn_blocking(move || {
             let existed = path.exists();
-            Db::open_blocking(&path, DbKind::Tenant, &opts).map_err(|e| {
+            Db::open_blocking(&path, DbKind::Tenant, &opts, Some(fts::TENANT_WRITER)).map_err(|e| {
                 // A database this call created and could not finish (a full disk, say)
                 // must not stay behind as a tenant file no control.db row knows.
                 if create && !existed {
