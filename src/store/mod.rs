@@ -14,6 +14,7 @@
 
 mod audit;
 mod audit_anchor;
+mod audit_types;
 mod base;
 mod codec;
 mod conn;
@@ -72,7 +73,7 @@ pub use sources::{SourceRow, SourceWrite, MAX_SOURCE_LIST};
 pub use tenants::{TenantRow, MAX_LIST as MAX_TENANT_LIST};
 pub use writer::{CheckpointPolicy, WriterStats};
 // The API's view of the store (keys, audit, queries, tenant administration, usage).
-pub use audit::{
+pub use audit_types::{
     AnchorView, AuditEntry, AuditKey, AuditRecord, CheckpointReport, VerifyReport, GLOBAL_CHAIN,
 };
 pub use fsmode::create_private_dir;

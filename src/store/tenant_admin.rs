@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::audit::{append, AuditEntry, AuditKey};
+use super::audit::append;
+use super::audit_types::{AuditEntry, AuditKey};
 use super::error::StoreError;
 use super::Store;
 use crate::tenant::TenantId;
