@@ -41,7 +41,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::audit_anchor::{anchor_legacy, checkpoint_report, read_anchor, read_checkpoint};
+use super::audit_anchor::{
+    anchor_legacy, checkpoint_report, read_anchor, read_checkpoint, AnchorRow,
+};
 use super::audit_types::{
     hex, AnchorView, AuditEntry, AuditKey, AuditRecord, BrokenLink, ChainHead, CheckpointReport,
     VerifyReport, GLOBAL_CHAIN,
@@ -140,6 +142,97 @@ const SELECT: &str = "SELECT seq, tenant, at_ms, actor, action, target, remote, 
 
 /// Rows checked per read while verifying (each read is its own short transaction).
 const VERIFY_CHUNK: i64 = 5000;
+
+/// How a walked chain disagrees with its signed anchor, if it does: a signature that does
+/// not verify, or a head the walk did not reach (`at_anchor`: entries up to the anchored head
+/// and its recomputed hash), reached with another hash, or after another number of entries.
+fn anchor_break(
+    a: &AnchorRow,
+    key: &AuditKey,
+    chain: &str,
+    at_anchor: Option<(u64, [u8; 32])>,
+    entries: u64,
+    head: Option<&ChainHead>,
+) -> Option<BrokenLink> {
+    if !a.valid(key, chain) {
+        return Some(BrokenLink {
+            seq: a.seq,
+            reason:
+                "the chain's anchor does not carry a valid signature: it was edited or replaced"
+                    .into(),
+        });
+    }
+    match at_anchor {
+        None => Some(BrokenLink {
+            seq: a.seq,
+            reason: format!(
+                "truncated: the signed anchor records {} entries up to seq {}, but seq {} is not in the chain, which holds {entries} entries up to {}",
+                a.length,
+                a.seq,
+                a.seq,
+                head.map_or("none".to_owned(), |h| format!("seq {}", h.seq)),
+            ),
+        }),
+        Some((_, h)) if h[..] != a.hash[..] => Some(BrokenLink {
+            seq: a.seq,
+            reason: "the entry at the anchored head does not have the anchored hash".into(),
+        }),
+        Some((n, _)) if n as i64 != a.length => Some(BrokenLink {
+            seq: a.seq,
+            reason: format!(
+                "truncated: the signed anchor records {} entries up to seq {}, the chain holds {n}: entries were removed",
+                a.length, a.seq
+            ),
+        }),
+        Some(_) => None,
+    }
+}
+
+/// What only the checkpoint can tell about a chain whose links and anchor hold: a chain
+/// with entries but no anchor (its signed head removed, or a log not signed yet), a chain
+/// with neither (perhaps removed with its anchor), and, for the global chain, a checkpoint
+/// over all chains that does not hold.
+fn checkpoint_break(
+    chain: &str,
+    unanchored: bool,
+    entries: u64,
+    head: Option<&ChainHead>,
+    cp: Option<&CheckpointReport>,
+) -> Option<BrokenLink> {
+    if unanchored {
+        if entries > 0 {
+            let pending = cp.is_some_and(|c| !c.ok && c.mac.is_empty() && c.entries > 0);
+            return Some(BrokenLink {
+                seq: head.map_or(0, |h| h.seq),
+                reason: if pending {
+                    "not anchored yet: the log predates anchoring; `gleaner serve` signs it at start-up".into()
+                } else {
+                    "the chain has no anchor: its signed head was removed".into()
+                },
+            });
+        } else if let Some(cp) = cp.filter(|c| !c.ok) {
+            return Some(BrokenLink {
+                seq: 0,
+                reason: format!(
+                    "this chain has no entries and no anchor, and the checkpoint does not hold, so it may have been removed with its anchor: {}",
+                    cp.reason.as_deref().unwrap_or("")
+                ),
+            });
+        }
+    }
+    if chain == GLOBAL_CHAIN {
+        if let Some(cp) = cp.filter(|c| !c.ok) {
+            return Some(BrokenLink {
+                seq: 0,
+                reason: format!(
+                    "the checkpoint over all chains does not hold: {}",
+                    cp.reason.as_deref().unwrap_or("")
+                ),
+            });
+        }
+    }
+    None
+}
 
 impl Store {
     /// Appends one entry on its own (events not tied to another change).
@@ -253,74 +346,22 @@ impl Store {
                 break;
             }
         }
-        let mut first_broken = match &anchor {
-            Some(a) if !a.valid(key, chain) => Some(BrokenLink {
-                seq: a.seq,
-                reason: "the chain's anchor does not carry a valid signature: it was edited or replaced".into(),
-            }),
-            Some(a) => match at_anchor {
-                None => Some(BrokenLink {
-                    seq: a.seq,
-                    reason: format!(
-                        "truncated: the signed anchor records {} entries up to seq {}, but seq {} is not in the chain, which holds {entries} entries up to {}",
-                        a.length,
-                        a.seq,
-                        a.seq,
-                        head.as_ref().map_or("none".to_owned(), |h| format!("seq {}", h.seq)),
-                    ),
-                }),
-                Some((_, h)) if h[..] != a.hash[..] => Some(BrokenLink {
-                    seq: a.seq,
-                    reason: "the entry at the anchored head does not have the anchored hash".into(),
-                }),
-                Some((n, _)) if n as i64 != a.length => Some(BrokenLink {
-                    seq: a.seq,
-                    reason: format!(
-                        "truncated: the signed anchor records {} entries up to seq {}, the chain holds {n}: entries were removed",
-                        a.length, a.seq
-                    ),
-                }),
-                Some(_) => None,
-            },
-            None => None,
-        };
+        let mut first_broken = anchor
+            .as_ref()
+            .and_then(|a| anchor_break(a, key, chain, at_anchor, entries, head.as_ref()));
         let checkpoint = if chain == GLOBAL_CHAIN || anchor.is_none() {
             Some(self.audit_checkpoint_report(key).await?)
         } else {
             None
         };
-        if first_broken.is_none() && anchor.is_none() {
-            let cp = checkpoint.as_ref();
-            if entries > 0 {
-                let pending = cp.is_some_and(|c| !c.ok && c.mac.is_empty() && c.entries > 0);
-                first_broken = Some(BrokenLink {
-                    seq: head.as_ref().map_or(0, |h| h.seq),
-                    reason: if pending {
-                        "not anchored yet: the log predates anchoring; `gleaner serve` signs it at start-up".into()
-                    } else {
-                        "the chain has no anchor: its signed head was removed".into()
-                    },
-                });
-            } else if let Some(cp) = cp.filter(|c| !c.ok) {
-                first_broken = Some(BrokenLink {
-                    seq: 0,
-                    reason: format!(
-                        "this chain has no entries and no anchor, and the checkpoint does not hold, so it may have been removed with its anchor: {}",
-                        cp.reason.as_deref().unwrap_or("")
-                    ),
-                });
-            }
-        }
-        if first_broken.is_none() && chain == GLOBAL_CHAIN {
-            if let Some(cp) = checkpoint.as_ref().filter(|c| !c.ok) {
-                first_broken = Some(BrokenLink {
-                    seq: 0,
-                    reason: format!(
-                        "the checkpoint over all chains does not hold: {}",
-                        cp.reason.as_deref().unwrap_or("")
-                    ),
-                });
-            }
+        if first_broken.is_none() {
+            first_broken = checkpoint_break(
+                chain,
+                anchor.is_none(),
+                entries,
+                head.as_ref(),
+                checkpoint.as_ref(),
+            );
         }
         Ok(VerifyReport {
             ok: first_broken.is_none(),
