@@ -11,6 +11,22 @@
 //! cheap (one fsync per batch), and it means an acknowledged write survives power loss
 //! without relying on replication. `normal` is offered for tenants whose data can be
 //! re-harvested.
+//!
+//! Layering: each file uses only files of earlier layers (or of its own layer, to its left),
+//! never one above; `scripts/check-structure.py` refuses a cycle. One-way like Litestream's
+//! db.go → replica.go → replica_client.go:
+//!
+//! 1. leaves: error, base (clock, record cap), text, stored_frame, audit_types
+//! 2. fsmode, codec
+//! 3. conn → exclusive (the one exclusive contract), reader
+//! 4. schema (a kind's write-connection hooks are passed in, never called up) → writer →
+//!    db (Db, WeakDb, TenantDb) → hooks (replicator surface)
+//! 5. dict → fts (fts::TENANT_WRITER, the tenant hooks) → records (and schema_tests) →
+//!    frontier, plain, oauth_tokens
+//! 6. registry (opens tenants with fts::TENANT_WRITER) → this file (Store; its own code uses
+//!    only conn, db, fsmode, fts, registry, schema; shared items live in base, re-exported)
+//! 7. `impl Store` files above it: tenants, sources, audit_anchor → audit → keys,
+//!    tenant_admin, runs → query → export
 
 mod audit;
 mod audit_anchor;
