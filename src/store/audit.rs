@@ -40,102 +40,17 @@
 //! the change they audit: both commit or neither does.
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
 
-use super::audit_anchor::{anchor_legacy, checkpoint_report, read_anchor, read_checkpoint};
+use super::audit_anchor::{
+    anchor_legacy, checkpoint_report, read_anchor, read_checkpoint, AnchorRow,
+};
+use super::audit_types::{
+    hex, AnchorView, AuditEntry, AuditKey, AuditRecord, BrokenLink, ChainHead, CheckpointReport,
+    VerifyReport, GLOBAL_CHAIN,
+};
 use super::error::StoreError;
 use super::Store;
 use crate::telemetry::metrics as m;
-
-/// Key for the chain's keyed hash.
-#[derive(Clone)]
-pub struct AuditKey(pub [u8; 32]);
-
-/// The chain of events tied to no tenant (global admin actions, unknown tenants).
-pub const GLOBAL_CHAIN: &str = "";
-
-/// One event to append.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AuditEntry {
-    /// Chain: a tenant id, or [`GLOBAL_CHAIN`].
-    pub tenant: String,
-    pub at_ms: i64,
-    /// Who: `admin-token`, `key:<id>`, `jwt:<issuer>#<subject>`, `anonymous`, `cli`.
-    pub actor: String,
-    /// What, e.g. `key.created`, `auth.failed`, `tenant.deleted`.
-    pub action: String,
-    /// What it was done to (key id, tenant id, route).
-    pub target: String,
-    /// Remote address of the request, or `local` for the CLI.
-    pub remote: String,
-    /// `success`, `denied` or `failure`.
-    pub outcome: String,
-    /// Event-specific details (JSON object).
-    pub detail: serde_json::Value,
-}
-
-/// A stored entry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AuditRecord {
-    pub seq: i64,
-    #[serde(flatten)]
-    pub entry: AuditEntry,
-    /// Hex of this entry's chain hash.
-    pub hash: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BrokenLink {
-    pub seq: i64,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ChainHead {
-    pub seq: i64,
-    pub hash: String,
-}
-
-/// A chain's signed head as stored in `audit_anchor`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AnchorView {
-    pub seq: i64,
-    pub hash: String,
-    /// Entries of the chain up to and including `seq`.
-    pub entries: u64,
-}
-
-/// The signed checkpoint over every chain, and whether the anchors and the table agree
-/// with it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CheckpointReport {
-    pub ok: bool,
-    /// Why not, when not ok.
-    pub reason: Option<String>,
-    pub last_seq: i64,
-    pub entries: u64,
-    pub chains: u64,
-    /// Hex of the checkpoint's MAC (empty when there is no signed checkpoint): publish it
-    /// with `last_seq` to anchor the log outside the database.
-    pub mac: String,
-}
-
-/// Result of checking one chain from its first entry to its last, and against its anchor.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct VerifyReport {
-    pub ok: bool,
-    pub entries: u64,
-    /// The first problem: a broken link, or (seq of the anchored head, or 0 for a chain
-    /// gone entirely) a truncation.
-    pub first_broken: Option<BrokenLink>,
-    pub head: Option<ChainHead>,
-    /// The chain's signed head, when it has one.
-    pub anchor: Option<AnchorView>,
-    /// The checkpoint, for the global chain and for a chain with no entries and no anchor
-    /// (which only the checkpoint can tell apart from a chain removed with its anchor).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub checkpoint: Option<CheckpointReport>,
-}
 
 fn canonical(seq: i64, e: &AuditEntry) -> Vec<u8> {
     // An array of scalars serializes the same way every time.
@@ -158,10 +73,6 @@ fn link(key: &AuditKey, prev: &[u8], seq: i64, e: &AuditEntry) -> [u8; 32] {
     h.update(prev);
     h.update(&canonical(seq, e));
     *h.finalize().as_bytes()
-}
-
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Appends `e` to its chain on `c` (inside the caller's write operation). Returns its seq.
@@ -231,6 +142,97 @@ const SELECT: &str = "SELECT seq, tenant, at_ms, actor, action, target, remote, 
 
 /// Rows checked per read while verifying (each read is its own short transaction).
 const VERIFY_CHUNK: i64 = 5000;
+
+/// How a walked chain disagrees with its signed anchor, if it does: a signature that does
+/// not verify, or a head the walk did not reach (`at_anchor`: entries up to the anchored head
+/// and its recomputed hash), reached with another hash, or after another number of entries.
+fn anchor_break(
+    a: &AnchorRow,
+    key: &AuditKey,
+    chain: &str,
+    at_anchor: Option<(u64, [u8; 32])>,
+    entries: u64,
+    head: Option<&ChainHead>,
+) -> Option<BrokenLink> {
+    if !a.valid(key, chain) {
+        return Some(BrokenLink {
+            seq: a.seq,
+            reason:
+                "the chain's anchor does not carry a valid signature: it was edited or replaced"
+                    .into(),
+        });
+    }
+    match at_anchor {
+        None => Some(BrokenLink {
+            seq: a.seq,
+            reason: format!(
+                "truncated: the signed anchor records {} entries up to seq {}, but seq {} is not in the chain, which holds {entries} entries up to {}",
+                a.length,
+                a.seq,
+                a.seq,
+                head.map_or("none".to_owned(), |h| format!("seq {}", h.seq)),
+            ),
+        }),
+        Some((_, h)) if h[..] != a.hash[..] => Some(BrokenLink {
+            seq: a.seq,
+            reason: "the entry at the anchored head does not have the anchored hash".into(),
+        }),
+        Some((n, _)) if n as i64 != a.length => Some(BrokenLink {
+            seq: a.seq,
+            reason: format!(
+                "truncated: the signed anchor records {} entries up to seq {}, the chain holds {n}: entries were removed",
+                a.length, a.seq
+            ),
+        }),
+        Some(_) => None,
+    }
+}
+
+/// What only the checkpoint can tell about a chain whose links and anchor hold: a chain
+/// with entries but no anchor (its signed head removed, or a log not signed yet), a chain
+/// with neither (perhaps removed with its anchor), and, for the global chain, a checkpoint
+/// over all chains that does not hold.
+fn checkpoint_break(
+    chain: &str,
+    unanchored: bool,
+    entries: u64,
+    head: Option<&ChainHead>,
+    cp: Option<&CheckpointReport>,
+) -> Option<BrokenLink> {
+    if unanchored {
+        if entries > 0 {
+            let pending = cp.is_some_and(|c| !c.ok && c.mac.is_empty() && c.entries > 0);
+            return Some(BrokenLink {
+                seq: head.map_or(0, |h| h.seq),
+                reason: if pending {
+                    "not anchored yet: the log predates anchoring; `gleaner serve` signs it at start-up".into()
+                } else {
+                    "the chain has no anchor: its signed head was removed".into()
+                },
+            });
+        } else if let Some(cp) = cp.filter(|c| !c.ok) {
+            return Some(BrokenLink {
+                seq: 0,
+                reason: format!(
+                    "this chain has no entries and no anchor, and the checkpoint does not hold, so it may have been removed with its anchor: {}",
+                    cp.reason.as_deref().unwrap_or("")
+                ),
+            });
+        }
+    }
+    if chain == GLOBAL_CHAIN {
+        if let Some(cp) = cp.filter(|c| !c.ok) {
+            return Some(BrokenLink {
+                seq: 0,
+                reason: format!(
+                    "the checkpoint over all chains does not hold: {}",
+                    cp.reason.as_deref().unwrap_or("")
+                ),
+            });
+        }
+    }
+    None
+}
 
 impl Store {
     /// Appends one entry on its own (events not tied to another change).
@@ -344,74 +346,22 @@ impl Store {
                 break;
             }
         }
-        let mut first_broken = match &anchor {
-            Some(a) if !a.valid(key, chain) => Some(BrokenLink {
-                seq: a.seq,
-                reason: "the chain's anchor does not carry a valid signature: it was edited or replaced".into(),
-            }),
-            Some(a) => match at_anchor {
-                None => Some(BrokenLink {
-                    seq: a.seq,
-                    reason: format!(
-                        "truncated: the signed anchor records {} entries up to seq {}, but seq {} is not in the chain, which holds {entries} entries up to {}",
-                        a.length,
-                        a.seq,
-                        a.seq,
-                        head.as_ref().map_or("none".to_owned(), |h| format!("seq {}", h.seq)),
-                    ),
-                }),
-                Some((_, h)) if h[..] != a.hash[..] => Some(BrokenLink {
-                    seq: a.seq,
-                    reason: "the entry at the anchored head does not have the anchored hash".into(),
-                }),
-                Some((n, _)) if n as i64 != a.length => Some(BrokenLink {
-                    seq: a.seq,
-                    reason: format!(
-                        "truncated: the signed anchor records {} entries up to seq {}, the chain holds {n}: entries were removed",
-                        a.length, a.seq
-                    ),
-                }),
-                Some(_) => None,
-            },
-            None => None,
-        };
+        let mut first_broken = anchor
+            .as_ref()
+            .and_then(|a| anchor_break(a, key, chain, at_anchor, entries, head.as_ref()));
         let checkpoint = if chain == GLOBAL_CHAIN || anchor.is_none() {
             Some(self.audit_checkpoint_report(key).await?)
         } else {
             None
         };
-        if first_broken.is_none() && anchor.is_none() {
-            let cp = checkpoint.as_ref();
-            if entries > 0 {
-                let pending = cp.is_some_and(|c| !c.ok && c.mac.is_empty() && c.entries > 0);
-                first_broken = Some(BrokenLink {
-                    seq: head.as_ref().map_or(0, |h| h.seq),
-                    reason: if pending {
-                        "not anchored yet: the log predates anchoring; `gleaner serve` signs it at start-up".into()
-                    } else {
-                        "the chain has no anchor: its signed head was removed".into()
-                    },
-                });
-            } else if let Some(cp) = cp.filter(|c| !c.ok) {
-                first_broken = Some(BrokenLink {
-                    seq: 0,
-                    reason: format!(
-                        "this chain has no entries and no anchor, and the checkpoint does not hold, so it may have been removed with its anchor: {}",
-                        cp.reason.as_deref().unwrap_or("")
-                    ),
-                });
-            }
-        }
-        if first_broken.is_none() && chain == GLOBAL_CHAIN {
-            if let Some(cp) = checkpoint.as_ref().filter(|c| !c.ok) {
-                first_broken = Some(BrokenLink {
-                    seq: 0,
-                    reason: format!(
-                        "the checkpoint over all chains does not hold: {}",
-                        cp.reason.as_deref().unwrap_or("")
-                    ),
-                });
-            }
+        if first_broken.is_none() {
+            first_broken = checkpoint_break(
+                chain,
+                anchor.is_none(),
+                entries,
+                head.as_ref(),
+                checkpoint.as_ref(),
+            );
         }
         Ok(VerifyReport {
             ok: first_broken.is_none(),

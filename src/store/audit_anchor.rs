@@ -7,7 +7,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::audit::{hex, AuditKey, CheckpointReport};
+use super::audit_types::{hex, AuditKey, CheckpointReport};
 use super::error::StoreError;
 use crate::telemetry::metrics as m;
 

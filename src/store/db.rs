@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -14,9 +14,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::conn::open_writer;
 use super::error::StoreError;
-use super::hooks::{CheckpointMode, CheckpointResult, SnapshotHolder, WeakDb};
+use super::exclusive::{CheckpointMode, Exclusive, SnapshotHolder};
 use super::reader::{ReadPool, ReaderSettings};
-use super::schema::{migrate, DbKind};
+use super::schema::{migrate, DbKind, WriterHooks};
 use super::writer::{CheckpointPolicy, Command, Op, Writer, WriterStats};
 use crate::config::Synchronous;
 
@@ -37,7 +37,7 @@ pub struct Db {
     inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
+struct Inner {
     kind: DbKind,
     path: PathBuf,
     tx: mpsc::Sender<Command>,
@@ -47,16 +47,40 @@ pub(crate) struct Inner {
     last_used_ms: AtomicU64,
 }
 
+/// A handle that does not keep the database open: the registry closes databases that
+/// only weak handles refer to.
+#[derive(Clone)]
+pub struct WeakDb(Weak<Inner>);
+
+impl WeakDb {
+    pub fn upgrade(&self) -> Option<Db> {
+        self.0.upgrade().map(|inner| Db { inner })
+    }
+}
+
+/// A tenant's database. The files above `db` that serve tenant data (records, dict,
+/// frontier, query, …) each add their methods to it.
+#[derive(Clone)]
+pub struct TenantDb(pub(crate) Db);
+
+impl TenantDb {
+    pub fn db(&self) -> &Db {
+        &self.0
+    }
+}
+
 impl Db {
-    /// Opens (creating if needed), migrates, and starts the writer thread. Blocking: call it
-    /// from `spawn_blocking`.
+    /// Opens (creating if needed), migrates, and starts the writer thread. `hooks` are what
+    /// the write connection of this kind needs (`fts::TENANT_WRITER` for a tenant database,
+    /// `None` for control.db). Blocking: call it from `spawn_blocking`.
     pub(crate) fn open_blocking(
         path: &Path,
         kind: DbKind,
         opts: &DbOptions,
+        hooks: Option<WriterHooks>,
     ) -> Result<Db, StoreError> {
         let mut conn: Connection = open_writer(path, opts.synchronous, opts.busy_timeout)?;
-        migrate(&mut conn, kind, path)?;
+        migrate(&mut conn, kind, path, hooks)?;
         let holder = match opts.checkpoint {
             CheckpointPolicy::External => {
                 Some(SnapshotHolder::open(path, opts.busy_timeout, false)?)
@@ -74,7 +98,7 @@ impl Db {
             policy: opts.checkpoint,
             stats: stats.clone(),
             holder,
-            before_commit: (kind == DbKind::Tenant).then_some(super::fts::flush as fn(&_) -> _),
+            before_commit: hooks.map(|h| h.before_commit),
         };
         let name = format!(
             "gleaner-w-{}",
@@ -102,13 +126,9 @@ impl Db {
                 ),
                 stats,
                 thread: Mutex::new(Some(thread)),
-                last_used_ms: AtomicU64::new(super::now_ms() as u64),
+                last_used_ms: AtomicU64::new(super::base::now_ms() as u64),
             }),
         })
-    }
-
-    pub(crate) fn from_inner(inner: Arc<Inner>) -> Db {
-        Db { inner }
     }
 
     pub fn path(&self) -> &Path {
@@ -121,13 +141,10 @@ impl Db {
     }
 
     /// Runs `f` on the writer thread after everything queued before it has committed and
-    /// before anything queued after it starts, then the checkpoint `f` returns, if any.
-    /// `f` blocks every write to this database while it runs: keep it short. It must not
-    /// call back into this database (it would wait for itself).
-    pub async fn exclusive<T, F>(
-        &self,
-        f: F,
-    ) -> Result<(T, Option<Result<CheckpointResult, StoreError>>), StoreError>
+    /// before anything queued after it starts, then the checkpoint `f` returns, if any (the
+    /// contract is [`Exclusive`]'s). `f` must not call back into this database (it would
+    /// wait for itself).
+    pub async fn exclusive<T, F>(&self, f: F) -> Result<Exclusive<T>, StoreError>
     where
         F: FnOnce() -> (T, Option<CheckpointMode>) + Send + 'static,
         T: Send + 'static,
@@ -160,7 +177,7 @@ impl Db {
     pub(crate) fn touch(&self) {
         self.inner
             .last_used_ms
-            .store(super::now_ms() as u64, Ordering::Relaxed);
+            .store(super::base::now_ms() as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn last_used_ms(&self) -> u64 {

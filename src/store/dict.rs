@@ -19,9 +19,10 @@ use std::sync::{Arc, LazyLock, Mutex};
 use lru::LruCache;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::base::MAX_RECORD_BYTES;
 use super::codec::{EncodedPayload, LEVEL};
+use super::db::TenantDb;
 use super::error::StoreError;
-use super::records::TenantDb;
 
 /// Largest dictionary trained (zstd's recommended ~100 KiB is for larger records).
 pub const MAX_DICT_BYTES: usize = 32 * 1024;
@@ -255,7 +256,7 @@ impl TenantDb {
                 let mut out = Vec::new();
                 for r in rows {
                     let p = r.map_err(e)?;
-                    out.push(decode_stored(c, &p, super::MAX_RECORD_BYTES)?);
+                    out.push(decode_stored(c, &p, MAX_RECORD_BYTES)?);
                 }
                 Ok(out)
             })
@@ -282,7 +283,7 @@ impl TenantDb {
                 c.execute(
                     "INSERT INTO zstd_dictionaries (id, source, version, dict, created_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
-                    params![i64::from(id), source, version, &bytes[..], super::now_ms()],
+                    params![i64::from(id), source, version, &bytes[..], super::base::now_ms()],
                 )
                 .map_err(StoreError::from_sqlite)?;
                 Ok(version)

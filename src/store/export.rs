@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::db::TenantDb;
 use super::error::StoreError;
 use super::query::{lookup, RecordFilter, RecordRow, ScanBudget};
-use super::records::TenantDb;
 
 /// Most fields a projection may name.
 pub const MAX_PROJECTED: usize = 32;

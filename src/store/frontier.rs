@@ -9,8 +9,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::db::TenantDb;
 use super::error::StoreError;
-use super::records::{put, PutOutcome, RecordWrite, TenantDb};
+use super::records::{put, PutOutcome, RecordWrite};
 
 /// Frontier row states.
 pub const PENDING: i64 = 0;

@@ -22,13 +22,28 @@
 use rusqlite::functions::FunctionFlags;
 use rusqlite::Connection;
 
-use super::records::MAX_RECORD_BYTES;
+use super::base::MAX_RECORD_BYTES;
+use super::schema::WriterHooks;
 use super::text::record_text;
+
+/// A tenant database's write connection: full-text indexing, handed to `schema::migrate`
+/// and `Db::open_blocking` by whoever opens a tenant database (this file sits above both).
+pub(crate) const TENANT_WRITER: WriterHooks = WriterHooks {
+    prepare,
+    before_commit: flush,
+};
+
+fn prepare(conn: &Connection) -> rusqlite::Result<()> {
+    // Migration `records_fts_stats_source_index` calls this function to index the records
+    // of a database created before full-text search; record writes stage index rows in a
+    // TEMP table of the write connection, which this connection is.
+    register(conn).and_then(|()| prepare_writer(conn))
+}
 
 /// Prepares a tenant database's write connection: the staging table for index rows. TEMP,
 /// so staging writes no WAL frames; it is part of the connection's transactions and
 /// savepoints like any table.
-pub(crate) fn prepare_writer(conn: &Connection) -> rusqlite::Result<()> {
+fn prepare_writer(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS fts_pending (
             id INTEGER PRIMARY KEY,
@@ -85,7 +100,7 @@ pub(crate) fn flush(c: &Connection) -> rusqlite::Result<()> {
 
 /// Registers `gleaner_record_text` on `conn`, for the migration that built the index from
 /// the records already stored (a database created before full-text search reaches it).
-pub(crate) fn register(conn: &Connection) -> rusqlite::Result<()> {
+fn register(conn: &Connection) -> rusqlite::Result<()> {
     conn.create_scalar_function(
         "gleaner_record_text",
         1,

@@ -7,7 +7,8 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::audit::{append, AuditEntry, AuditKey};
+use super::audit::append;
+use super::audit_types::{AuditEntry, AuditKey};
 use super::error::StoreError;
 use super::Store;
 

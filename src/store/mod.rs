@@ -11,14 +11,33 @@
 //! cheap (one fsync per batch), and it means an acknowledged write survives power loss
 //! without relying on replication. `normal` is offered for tenants whose data can be
 //! re-harvested.
+//!
+//! Layering: each file uses only files of earlier layers (or of its own layer, to its left),
+//! never one above; `scripts/check-structure.py` refuses a cycle. One-way like Litestream's
+//! db.go → replica.go → replica_client.go:
+//!
+//! 1. leaves: error, base (clock, record cap), text, stored_frame, audit_types
+//! 2. fsmode, codec
+//! 3. conn → exclusive (the one exclusive contract), reader
+//! 4. schema (a kind's write-connection hooks are passed in, never called up) → writer →
+//!    db (Db, WeakDb, TenantDb) → hooks (replicator surface)
+//! 5. dict → fts (fts::TENANT_WRITER, the tenant hooks) → records (and schema_tests) →
+//!    frontier, plain, oauth_tokens
+//! 6. registry (opens tenants with fts::TENANT_WRITER) → this file (Store; its own code uses
+//!    only conn, db, fsmode, fts, registry, schema; shared items live in base, re-exported)
+//! 7. `impl Store` files above it: tenants, sources, audit_anchor → audit → keys,
+//!    tenant_admin, runs → query → export
 
 mod audit;
 mod audit_anchor;
+mod audit_types;
+mod base;
 mod codec;
 mod conn;
 mod db;
 mod dict;
 mod error;
+mod exclusive;
 pub mod export;
 mod frontier;
 mod fsmode;
@@ -33,6 +52,8 @@ mod records;
 mod registry;
 mod runs;
 mod schema;
+#[cfg(test)]
+mod schema_tests;
 mod sources;
 mod stored_frame;
 mod tenant_admin;
@@ -40,32 +61,35 @@ mod tenants;
 mod text;
 mod writer;
 
+pub(crate) use base::now_ms;
+pub use base::MAX_RECORD_BYTES;
 pub use codec::{
     canonical_json, decode as decode_payload, encode as encode_payload,
     encode_canonical as encode_canonical_payload, EncodedPayload,
 };
-pub use db::Db;
+pub use db::{Db, TenantDb, WeakDb};
 pub use dict::{
     decode_with as decode_payload_with, dict_id_of, encode_value_with as encode_value_payload_with,
     encode_with as encode_payload_with, train as train_dictionary, Dictionary,
     MAX_SAMPLES as MAX_DICT_SAMPLES,
 };
 pub use error::StoreError;
+pub use exclusive::{CheckpointMode, CheckpointResult, Exclusive};
 pub use frontier::{
     FetchState, FrontierCounts, FrontierEntry, NewEntry, PageCommit, PageCommitted,
     CLAIMED as FRONTIER_CLAIMED, DONE as FRONTIER_DONE, FAILED as FRONTIER_FAILED,
     PENDING as FRONTIER_PENDING,
 };
-pub use hooks::{BoxFuture, CheckpointMode, CheckpointResult, DbObserver, ExternalDb, WeakDb};
+pub use hooks::{BoxFuture, DbObserver, ExternalDb};
 pub use oauth_tokens::{OAuthTokenRow, MAX_SECRET_LIST};
-pub use records::{PutOutcome, RecordWrite, StoredRecord, TenantDb, MAX_RECORD_BYTES};
+pub use records::{PutOutcome, RecordWrite, StoredRecord};
 pub use runs::{RunEnd, RunRow, MAX_RUN_LIST};
 pub use schema::DbKind;
 pub use sources::{SourceRow, SourceWrite, MAX_SOURCE_LIST};
 pub use tenants::{TenantRow, MAX_LIST as MAX_TENANT_LIST};
 pub use writer::{CheckpointPolicy, WriterStats};
 // The API's view of the store (keys, audit, queries, tenant administration, usage).
-pub use audit::{
+pub use audit_types::{
     AnchorView, AuditEntry, AuditKey, AuditRecord, CheckpointReport, VerifyReport, GLOBAL_CHAIN,
 };
 pub use fsmode::create_private_dir;
@@ -87,12 +111,6 @@ use crate::tenant::TenantId;
 use db::DbOptions;
 use registry::Registry;
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// For benchmarks only: a plain connection to an existing tenant database with exactly the
 /// writer's settings and SQL functions (the FTS triggers call one), so a baseline loop does
 /// the same work as the writer. Blocking. The one place a rusqlite type leaves this module,
@@ -104,7 +122,7 @@ pub fn bench_plain_tenant_connection(path: &Path) -> Result<rusqlite::Connection
         crate::config::Synchronous::Full,
         Duration::from_secs(5),
     )?;
-    schema::migrate(&mut c, DbKind::Tenant, path)?;
+    schema::migrate(&mut c, DbKind::Tenant, path, Some(fts::TENANT_WRITER))?;
     Ok(c)
 }
 
@@ -168,7 +186,7 @@ impl Store {
             conn::ensure_writable_dir(&d)?;
             fsmode::own_private_dir(&t)?;
             conn::ensure_writable_dir(&t)?;
-            Db::open_blocking(&control_path, DbKind::Control, &control_opts)
+            Db::open_blocking(&control_path, DbKind::Control, &control_opts, None)
         })
         .await
         .map_err(|e| StoreError::Join(e.to_string()))??;

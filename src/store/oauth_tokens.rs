@@ -8,8 +8,8 @@
 
 use rusqlite::{params, OptionalExtension};
 
+use super::db::TenantDb;
 use super::error::StoreError;
-use super::records::TenantDb;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthTokenRow {
@@ -63,7 +63,7 @@ impl TenantDb {
                         t.refresh_token,
                         t.access_token,
                         t.expires_ms,
-                        super::now_ms()
+                        super::base::now_ms()
                     ],
                 )
                 .map_err(StoreError::from_sqlite)?;
@@ -79,7 +79,7 @@ impl TenantDb {
                 c.execute(
                     "INSERT INTO secrets (name, value, updated_ms) VALUES (?1, ?2, ?3)
                      ON CONFLICT (name) DO UPDATE SET value = ?2, updated_ms = ?3",
-                    params![name, value, super::now_ms()],
+                    params![name, value, super::base::now_ms()],
                 )
                 .map_err(StoreError::from_sqlite)?;
                 Ok(())

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use rusqlite::{params, Connection};
 
+use super::base::MAX_RECORD_BYTES;
+use super::db::TenantDb;
 use super::error::StoreError;
-use super::records::{TenantDb, MAX_RECORD_BYTES};
 
 const CHUNK: i64 = 10_000;
 

@@ -16,8 +16,10 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::base::MAX_RECORD_BYTES;
+use super::db::TenantDb;
 use super::error::StoreError;
-use super::records::{RecordWrite, TenantDb, MAX_RECORD_BYTES};
+use super::records::RecordWrite;
 use super::tenant_admin::{Quotas, TenantSize};
 use super::PutOutcome;
 
@@ -231,28 +233,16 @@ impl Drop for Scratch {
     }
 }
 
-/// One page of records after id `after`, handed to `sink`; returns where the next page
-/// starts (`None` at the end).
-pub(crate) fn page_into<S: RowSink>(
-    c: &Connection,
-    f: &RecordFilter,
-    after: i64,
-    limit: usize,
-    budget: ScanBudget,
-    sink: &mut S,
-) -> Result<Option<i64>, StoreError> {
-    let mut scratch = Scratch::take();
-    let buf = &mut scratch.0;
-    let deadline = budget.deadline;
-    c.progress_handler(4000, Some(move || Instant::now() > deadline));
-    let _guard = Guard(c);
-    let map_err = |e: rusqlite::Error| {
-        if is_interrupt(&e) {
-            StoreError::QueryTimeout(budget.timeout_ms)
-        } else {
-            StoreError::from_sqlite(e)
-        }
-    };
+/// A page's statement: the filters SQL can evaluate, the cursor bounds, and whether it walks
+/// id windows.
+struct PageQuery {
+    sql: String,
+    /// Arguments of the filters; the cursor bounds and the limit follow them.
+    args: Vec<SqlValue>,
+    windowed: bool,
+}
+
+fn page_query(f: &RecordFilter) -> PageQuery {
     let mut sql = String::from(
         "SELECT r.id, r.source, r.key, r.version, r.first_seen_ms, r.version_since_ms,
                 r.last_seen_ms, r.removed_run, r.payload FROM records r",
@@ -293,6 +283,40 @@ pub(crate) fn page_into<S: RowSink>(
     sql.push_str(" WHERE ");
     sql.push_str(&conds.join(" AND "));
     sql.push_str(" ORDER BY r.id LIMIT ?");
+    PageQuery {
+        sql,
+        args,
+        windowed,
+    }
+}
+
+/// One page of records after id `after`, handed to `sink`; returns where the next page
+/// starts (`None` at the end).
+pub(crate) fn page_into<S: RowSink>(
+    c: &Connection,
+    f: &RecordFilter,
+    after: i64,
+    limit: usize,
+    budget: ScanBudget,
+    sink: &mut S,
+) -> Result<Option<i64>, StoreError> {
+    let mut scratch = Scratch::take();
+    let buf = &mut scratch.0;
+    let deadline = budget.deadline;
+    c.progress_handler(4000, Some(move || Instant::now() > deadline));
+    let _guard = Guard(c);
+    let map_err = |e: rusqlite::Error| {
+        if is_interrupt(&e) {
+            StoreError::QueryTimeout(budget.timeout_ms)
+        } else {
+            StoreError::from_sqlite(e)
+        }
+    };
+    let PageQuery {
+        sql,
+        args,
+        windowed,
+    } = page_query(f);
     let max_id: i64 = if windowed {
         c.prepare_cached("SELECT coalesce(max(id), 0) FROM records")
             .and_then(|mut st| st.query_row([], |r| r.get(0)))

@@ -11,12 +11,10 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::base::MAX_RECORD_BYTES;
 use super::codec::EncodedPayload;
-use super::db::Db;
+use super::db::TenantDb;
 use super::error::StoreError;
-
-/// Largest decoded record the store hands out; larger payloads are refused as corrupt input.
-pub const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
 
 /// One record to write.
 #[derive(Debug, Clone)]
@@ -46,15 +44,7 @@ pub struct StoredRecord {
     pub last_seen_ms: i64,
 }
 
-/// A tenant's database.
-#[derive(Clone)]
-pub struct TenantDb(pub(crate) Db);
-
 impl TenantDb {
-    pub fn db(&self) -> &Db {
-        &self.0
-    }
-
     /// Writes one record; resolves once it is committed.
     pub async fn put_record(&self, rec: RecordWrite) -> Result<PutOutcome, StoreError> {
         self.0.write(move |c| put(c, &rec)).await
@@ -278,7 +268,13 @@ pub(crate) mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("t.db");
         let mut c = Connection::open(&p).unwrap();
-        migrate(&mut c, DbKind::Tenant, &p).unwrap();
+        migrate(
+            &mut c,
+            DbKind::Tenant,
+            &p,
+            Some(super::super::fts::TENANT_WRITER),
+        )
+        .unwrap();
         // Searches what a commit would make visible (the writer flushes before COMMIT).
         let search = |c: &Connection, q: &str| -> Vec<i64> {
             super::super::fts::flush(c).unwrap();

@@ -20,6 +20,7 @@ use tokio::sync::{watch, Mutex};
 
 use super::db::{Db, DbOptions};
 use super::error::StoreError;
+use super::fts;
 use super::hooks::DbObserver;
 use super::schema::DbKind;
 use crate::telemetry::metrics as m;
@@ -116,7 +117,7 @@ impl Registry {
         let opts = self.opts.clone();
         let db = tokio::task::spawn_blocking(move || {
             let existed = path.exists();
-            Db::open_blocking(&path, DbKind::Tenant, &opts).map_err(|e| {
+            Db::open_blocking(&path, DbKind::Tenant, &opts, Some(fts::TENANT_WRITER)).map_err(|e| {
                 // A database this call created and could not finish (a full disk, say)
                 // must not stay behind as a tenant file no control.db row knows.
                 if create && !existed {
@@ -137,7 +138,7 @@ impl Registry {
 
     /// Closes databases idle for longer than the idle limit and held by nobody.
     pub(crate) async fn sweep(&self) -> usize {
-        let now = super::now_ms() as u64;
+        let now = super::base::now_ms() as u64;
         let idle_ms = self.idle.as_millis() as u64;
         let closing: Vec<(TenantId, Db, watch::Sender<()>)> = {
             let mut open = self.open.lock().await;

@@ -6,8 +6,8 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use super::db::TenantDb;
 use super::error::StoreError;
-use super::records::TenantDb;
 
 /// Most runs one list call returns.
 pub const MAX_RUN_LIST: usize = 500;

@@ -25,7 +25,7 @@ impl DbKind {
         }
     }
 
-    fn migrations(self) -> &'static [(&'static str, &'static str)] {
+    pub(crate) fn migrations(self) -> &'static [(&'static str, &'static str)] {
         match self {
             DbKind::Control => CONTROL,
             DbKind::Tenant => TENANT,
@@ -314,29 +314,42 @@ const TENANT: &[(&str, &str)] = &[
     ),
 ];
 
-/// Brings `conn` up to the newest schema of `kind`.
-pub(crate) fn migrate(conn: &mut Connection, kind: DbKind, path: &Path) -> Result<(), StoreError> {
-    migrate_to(conn, kind, path, kind.migrations().len())
+/// What a database's write connection needs beyond its schema, handed in by the layer that
+/// owns it so that this file and `db` never call up into it: for tenant databases, full-text
+/// indexing (`fts::TENANT_WRITER`).
+#[derive(Clone, Copy)]
+pub(crate) struct WriterHooks {
+    /// Runs on the write connection before its migrations (a migration may call the SQL
+    /// functions it registers).
+    pub(crate) prepare: fn(&Connection) -> rusqlite::Result<()>,
+    /// Runs after a batch's operations, before COMMIT (see `writer`).
+    pub(crate) before_commit: fn(&Connection) -> rusqlite::Result<()>,
+}
+
+/// Brings `conn` up to the newest schema of `kind`, after running `hooks`' `prepare`.
+pub(crate) fn migrate(
+    conn: &mut Connection,
+    kind: DbKind,
+    path: &Path,
+    hooks: Option<WriterHooks>,
+) -> Result<(), StoreError> {
+    migrate_to(conn, kind, path, hooks, kind.migrations().len())
 }
 
 /// Runs the migrations of `kind` up to number `upto` (tests stop early to build an old
 /// database).
-fn migrate_to(
+pub(crate) fn migrate_to(
     conn: &mut Connection,
     kind: DbKind,
     path: &Path,
+    hooks: Option<WriterHooks>,
     upto: usize,
 ) -> Result<(), StoreError> {
-    // Migration `records_fts_stats_source_index` calls this function to index the records
-    // of a database created before full-text search; record writes stage index rows in a
-    // TEMP table of the write connection (`super::fts`), which this connection is.
-    if kind == DbKind::Tenant {
-        super::fts::register(conn)
-            .and_then(|()| super::fts::prepare_writer(conn))
-            .map_err(|source| StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+    if let Some(h) = hooks {
+        (h.prepare)(conn).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
     }
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -376,83 +389,10 @@ fn migrate_to(
         tx.execute_batch(sql).map_err(wrap)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?1, ?2, ?3)",
-            rusqlite::params![version, name, super::now_ms()],
+            rusqlite::params![version, name, super::base::now_ms()],
         )
         .map_err(wrap)?;
         tx.commit().map_err(wrap)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn migrations_are_idempotent_and_refuse_newer_schemas() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("t.db");
-        let mut c = Connection::open(&p).unwrap();
-        migrate(&mut c, DbKind::Tenant, &p).unwrap();
-        migrate(&mut c, DbKind::Tenant, &p).unwrap();
-        let n: i64 = c
-            .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, TENANT.len() as i64);
-        c.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)", [])
-            .unwrap();
-        let e = migrate(&mut c, DbKind::Tenant, &p).unwrap_err();
-        assert!(
-            matches!(e, StoreError::SchemaTooNew { found: 99, .. }),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn a_database_indexed_by_triggers_migrates_to_writer_side_indexing() {
-        use crate::store::records::{put, tests::assert_index_exact, PutOutcome, RecordWrite};
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("t.db");
-        let mut c = Connection::open(&p).unwrap();
-        // A database as the trigger-indexed schema left it, one record written then.
-        let before = TENANT
-            .iter()
-            .position(|(n, _)| *n == "records_fts_text_from_encoder")
-            .unwrap();
-        migrate_to(&mut c, DbKind::Tenant, &p, before).unwrap();
-        let rec = |key: &str, t: &str| RecordWrite {
-            source: "s".into(),
-            key: key.into(),
-            payload: crate::store::encode_payload(&serde_json::json!({ "t": t })).unwrap(),
-            seen_ms: 1,
-        };
-        let old = rec("a", "old words");
-        c.execute(
-            "INSERT INTO records (source, key, version, hash, payload, first_seen_ms,
-                                  version_since_ms, last_seen_ms)
-             VALUES ('s', 'a', 1, ?1, ?2, 1, 1, 1)",
-            rusqlite::params![&old.payload.hash[..], old.payload.compressed],
-        )
-        .unwrap();
-        assert_index_exact(&c);
-        migrate(&mut c, DbKind::Tenant, &p).unwrap();
-        let triggers: Vec<String> = c
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'records' ORDER BY name")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(
-            triggers,
-            ["record_stats_ad", "record_stats_ai", "records_fts_ad"]
-        );
-        // The row indexed by the old trigger is replaced, not duplicated, on change.
-        assert_eq!(
-            put(&c, &rec("a", "new words")).unwrap(),
-            PutOutcome::Changed { version: 2 }
-        );
-        put(&c, &rec("b", "other words")).unwrap();
-        assert_index_exact(&c);
-    }
 }

@@ -66,7 +66,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SourceRow> {
 impl Store {
     /// Creates or replaces a source; returns true when it was created. The tenant must exist.
     pub async fn put_source(&self, s: SourceWrite) -> Result<bool, StoreError> {
-        let now = super::now_ms();
+        let now = super::base::now_ms();
         self.control
             .write(move |c| {
                 let e = StoreError::from_sqlite;

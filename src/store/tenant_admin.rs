@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::audit::{append, AuditEntry, AuditKey};
+use super::audit::append;
+use super::audit_types::{AuditEntry, AuditKey};
 use super::error::StoreError;
 use super::Store;
 use crate::tenant::TenantId;
@@ -141,7 +142,7 @@ impl Store {
         audit: AuditEntry,
     ) -> Result<TenantDetails, StoreError> {
         let tid = id.to_string();
-        let now = super::now_ms();
+        let now = super::base::now_ms();
         let recent: Option<i64> = {
             let tid = tid.clone();
             self.control
@@ -251,7 +252,7 @@ impl Store {
         audit: AuditEntry,
     ) -> Result<TenantDetails, StoreError> {
         let (tid, ak) = (id.to_string(), audit_key.clone());
-        let now = super::now_ms();
+        let now = super::base::now_ms();
         self.control
             .write(move |c| {
                 let cur = get(c, &tid)?.ok_or_else(|| StoreError::TenantNotFound(tid.clone()))?;
@@ -293,7 +294,7 @@ impl Store {
         audits: Vec<AuditEntry>,
     ) -> Result<(), StoreError> {
         let (tid, ak) = (id.to_string(), audit_key.clone());
-        let now = super::now_ms();
+        let now = super::base::now_ms();
         let status = if erase {
             EraseStatus::Pending
         } else {

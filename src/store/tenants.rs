@@ -38,7 +38,7 @@ impl Store {
     ) -> Result<TenantRow, StoreError> {
         self.tenants.open(id, true).await?;
         let (tid, name) = (id.to_string(), display_name.to_owned());
-        let now = super::now_ms();
+        let now = super::base::now_ms();
         self.control
             .write(move |c| {
                 let n = c

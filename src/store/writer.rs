@@ -11,7 +11,7 @@
 //! After each commit the checkpoint policy runs on this same thread: checkpoints need the
 //! write connection's view of the WAL, and running them here means they never race a batch.
 //! With [`CheckpointPolicy::External`] the thread also owns the replicator's snapshot holder
-//! and runs its exclusive jobs (see `hooks`) between batches.
+//! and runs its exclusive jobs (see `exclusive`) between batches.
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -24,7 +24,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::StoreError;
-use super::hooks::{run_checkpoint, CheckpointMode, CheckpointResult, SnapshotHolder};
+use super::exclusive::{run_checkpoint, CheckpointMode, CheckpointResult, SnapshotHolder};
 use super::schema::DbKind;
 use crate::telemetry::metrics as m;
 
