@@ -5,9 +5,13 @@
 //! A page that shows the site's session lost (see [`super::session`]) is fetched again
 //! after the session is renewed, at most `session.retries` times; then it fails with kind
 //! `session_lost`, so its stored record is kept and the run is not complete.
+//!
+//! robots.txt itself is fetched here too ([`Harvester::robots`]) and cached per host for
+//! every run on the node, in the host's politeness state.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Method};
 use rand::Rng;
@@ -17,9 +21,10 @@ use super::counts::bump;
 use super::fetch::{retry_after, FetchError, Request};
 use super::politeness::{host_key, RobotsState};
 use super::process::{Fetched, Job};
-use super::runner::Run;
+use super::run::Run;
 use super::session::{Losses, Next};
-use crate::harvest::robots::MAX_CRAWL_DELAY;
+use super::Harvester;
+use crate::harvest::robots::{RobotsTxt, MAX_CRAWL_DELAY};
 use crate::store::FrontierEntry;
 use crate::telemetry::metrics as m;
 
@@ -292,4 +297,61 @@ async fn send_get(
     drop(permit);
     run.save_jar().await;
     r
+}
+
+impl Harvester {
+    /// robots.txt rules of `url`'s host for our agent, cached per host. An unreachable
+    /// robots.txt (5xx, or no answer at all) disallows the whole host (RFC 9309 §2.3.1.3-4)
+    /// and is asked again after a minute; a 4xx allows everything.
+    pub(super) async fn robots(&self, url: &Url) -> RobotsState {
+        let key = host_key(url);
+        let host = self.hosts.host(&key);
+        let mut slot = host.robots.lock().await;
+        if let Some((r, exp)) = slot.as_ref() {
+            if Instant::now() < *exp {
+                return r.clone();
+            }
+        }
+        let ttl = Duration::from_secs(self.cfg.robots_ttl_secs);
+        let short = Duration::from_secs(60);
+        let token = self
+            .cfg
+            .user_agent
+            .split('/')
+            .next()
+            .unwrap_or("GleanerBot");
+        let (state, ttl) = match url.join("/robots.txt") {
+            Ok(ru) => match self.fetcher.send(Request::get(ru)).await {
+                Ok(r) if r.status.as_u16() >= 500 => (
+                    RobotsState::Unreachable(format!("HTTP {}", r.status.as_u16())),
+                    short,
+                ),
+                Ok(r) => (
+                    RobotsState::Rules(Arc::new(
+                        RobotsTxt::from_status(r.status.as_u16(), &r.body).for_agent(token),
+                    )),
+                    ttl,
+                ),
+                // A blocked address: the page's own fetch reports the block. Redirect
+                // trouble: "unavailable" (RFC 9309 §2.3.1.2), as a 4xx.
+                Err(
+                    FetchError::Blocked { .. }
+                    | FetchError::RedirectLoop { .. }
+                    | FetchError::TooManyRedirects { .. }
+                    | FetchError::BadRedirect { .. },
+                ) => (
+                    RobotsState::Rules(Arc::new(RobotsTxt::allow_all().for_agent(token))),
+                    short,
+                ),
+                Err(e) => (RobotsState::Unreachable(e.label().replace('_', " ")), short),
+            },
+            // A URL without a host has no robots.txt; the fetch reports the URL itself.
+            Err(_) => (
+                RobotsState::Rules(Arc::new(RobotsTxt::allow_all().for_agent(token))),
+                ttl,
+            ),
+        };
+        *slot = Some((state.clone(), Instant::now() + ttl));
+        state
+    }
 }
