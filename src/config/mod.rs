@@ -16,7 +16,7 @@ pub use api::{jwks_url_ok, AuthConfig, LimitsConfig, OidcIssuer, ALLOWED_JWT_ALG
 pub use harvest::HarvestConfig;
 pub use load::{load, ConfigError, Overrides, DEFAULT_CONFIG_PATH};
 pub use replicate::{ChecksumMode, ReplicateConfig, S3Config};
-pub use secret::Secret;
+pub use secret::{EnvSecretUnset, Secret};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
