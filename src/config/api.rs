@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Invalid, Secret};
+use super::{checker, Invalid, Secret};
 
 /// Authentication: the server secret, API key behaviour, OIDC issuers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,14 +163,7 @@ impl Default for LimitsConfig {
 }
 
 pub(super) fn validate(auth: &AuthConfig, l: &LimitsConfig, bad: &mut Vec<Invalid>) {
-    let mut check = |ok: bool, key: &'static str, expected: &str| {
-        if !ok {
-            bad.push(Invalid {
-                key,
-                expected: expected.to_owned(),
-            });
-        }
-    };
+    let mut check = checker(bad);
     check(
         !(auth.secret.is_some() && auth.secret_file.is_some()),
         "auth.secret_file",

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Invalid;
+use super::{checker, Invalid};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -91,14 +91,7 @@ impl Default for HarvestConfig {
 
 impl HarvestConfig {
     pub(super) fn validate(&self, bad: &mut Vec<Invalid>) {
-        let mut check = |ok: bool, key: &'static str, expected: &str| {
-            if !ok {
-                bad.push(Invalid {
-                    key,
-                    expected: expected.to_owned(),
-                });
-            }
-        };
+        let mut check = checker(bad);
         check(
             !self.user_agent.trim().is_empty()
                 && self.user_agent.len() <= 256

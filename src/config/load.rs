@@ -1,8 +1,9 @@
 //! Loading: built-in defaults < TOML file < `GLEANER_*` environment < CLI flags.
 //!
-//! This is the only code that reads the process environment for configuration. Nested keys
-//! use a double underscore in the environment: `GLEANER_HTTP__LISTEN=0.0.0.0:8080` sets
-//! `http.listen`. `GLEANER_CONFIG` names the file and is not a key. Every error names where
+//! This is the only code that reads the process environment for configuration (`env:`
+//! secret references of source definitions are read by [`super::Secret::from_env`]).
+//! Nested keys use a double underscore in the environment:
+//! `GLEANER_HTTP__LISTEN=0.0.0.0:8080` sets `http.listen`. `GLEANER_CONFIG` names the file and is not a key. Every error names where
 //! the bad value came from (file path, environment variable, or flag) and the dotted key.
 
 use std::net::SocketAddr;

@@ -4,6 +4,10 @@
 //! sibling `*_file` key naming a file that holds it (Kubernetes secrets, systemd
 //! credentials). Debug and Serialize output are redacted so a secret never reaches a log or
 //! `config check --print`.
+//!
+//! Source definitions from trusted files may also name a secret by environment variable
+//! (`env:NAME`); [`Secret::from_env`] reads it here, so only `config` reads the process
+//! environment.
 
 use std::fmt;
 use std::path::Path;
@@ -33,6 +37,22 @@ impl Secret {
             }
         }
         Ok(Secret(s))
+    }
+}
+
+/// An `env:NAME` secret reference whose variable is unset (or not valid UTF-8).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the environment variable is not set")]
+pub struct EnvSecretUnset {
+    pub name: String,
+}
+
+impl Secret {
+    /// The secret held by the node's environment variable `name`.
+    pub fn from_env(name: &str) -> Result<Secret, EnvSecretUnset> {
+        std::env::var(name).map(Secret).map_err(|_| EnvSecretUnset {
+            name: name.to_owned(),
+        })
     }
 }
 
@@ -75,5 +95,25 @@ impl<'de> serde::Deserialize<'de> for Secret {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_secrets_come_from_the_environment_and_name_an_unset_variable() {
+        unsafe { std::env::set_var("GLEANER_T_SECRET_FROM_ENV", "s3cr3t") };
+        assert_eq!(
+            Secret::from_env("GLEANER_T_SECRET_FROM_ENV")
+                .unwrap()
+                .expose(),
+            "s3cr3t"
+        );
+        let e = Secret::from_env("GLEANER_T_SECRET_NEVER_SET").unwrap_err();
+        assert_eq!(e.name, "GLEANER_T_SECRET_NEVER_SET");
+        // The reason a run's `env:` secret reference fails with, word for word.
+        assert_eq!(e.to_string(), "the environment variable is not set");
     }
 }

@@ -150,30 +150,124 @@ pub fn capture(
     now_ms: i64,
     sync_limit: u64,
 ) -> Result<Option<Staged>, ReplicateError> {
-    let db = files.db_file()?;
-    let db_len = db
-        .metadata()
-        .map_err(ReplicateError::io("stat", &files.db))?
-        .len();
-    let mut walf = match File::open(&files.wal) {
-        Ok(f) => Some(f),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(ReplicateError::io("open WAL", &files.wal)(e)),
-    };
-    let wal_len = match &walf {
-        Some(f) => f
-            .metadata()
-            .map_err(ReplicateError::io("stat", &files.wal))?
-            .len(),
-        None => 0,
-    };
-    let hdr = walf.as_mut().and_then(read_wal_header);
-    let Some(page_size) = hdr.map(|h| h.page_size).or_else(|| db_page_size(&db)) else {
+    let mut open = Opened::new(files)?;
+    let hdr = open.hdr;
+    let Some(page_size) = hdr.map(|h| h.page_size).or_else(|| db_page_size(&open.db)) else {
         // An empty database file and no WAL: nothing exists yet.
         return Ok(None);
     };
+    let Some(mut start) = decide_start(pos, force_full, hdr, page_size, open.wal_len) else {
+        return Ok(None);
+    };
+    let scan = scan_wal(files, &mut open, &mut start, sync_limit)?;
+    let full = start.full;
+    let committed = scan.as_ref().and_then(|s| s.commit);
+    if !full && committed.is_none() {
+        return Ok(None);
+    }
+    let commit = match committed {
+        Some(c) => c,
+        None => u32::try_from(open.db_len / u64::from(page_size)).unwrap_or(u32::MAX),
+    };
+    if commit == 0 {
+        return Ok(None);
+    }
 
-    // Decide where to read from.
+    let mut header = Header::new(page_size, commit, txid, txid, now_ms);
+    let (salt1, salt2) = hdr.map_or((0, 0), |h| (h.salt1, h.salt2));
+    let wal_size = scan.as_ref().map_or(0, |s| s.size);
+    if hdr.is_some() {
+        header.wal_offset = start.offset as i64;
+        header.wal_size = wal_size as i64;
+        header.wal_salt1 = salt1;
+        header.wal_salt2 = salt2;
+    }
+    let next = Position {
+        salt1,
+        salt2,
+        offset: if hdr.is_some() {
+            start.offset + wal_size
+        } else {
+            wal::HEADER_SIZE
+        },
+        commit,
+        page_size,
+        // With no WAL at all, every page came from the database file: any WAL that
+        // appears later holds only new commits.
+        restart_ok: hdr.is_none(),
+    };
+
+    let prev_commit = if full { 0 } else { pos.map_or(0, |p| p.commit) };
+    let pgnos = page_numbers(full, commit, prev_commit, page_size, scan.as_ref());
+    let (path, bytes) = write_l0(files, &mut open, scan.as_ref(), header, pgnos, staging)?;
+    Ok(Some(Staged {
+        path,
+        header,
+        bytes,
+        next,
+        full,
+        reason: start.reason,
+        frames: scan.as_ref().map_or(0, |s| s.frames),
+    }))
+}
+
+/// The files one capture reads: the database through its long-lived descriptor, and the
+/// WAL (when there is one) as it is at the start of the capture.
+struct Opened {
+    db: Arc<File>,
+    db_len: u64,
+    wal: Option<File>,
+    wal_len: u64,
+    hdr: Option<WalHeader>,
+}
+
+impl Opened {
+    fn new(files: &DbFiles) -> Result<Opened, ReplicateError> {
+        let db = files.db_file()?;
+        let db_len = db
+            .metadata()
+            .map_err(ReplicateError::io("stat", &files.db))?
+            .len();
+        let mut wal = match File::open(&files.wal) {
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(ReplicateError::io("open WAL", &files.wal)(e)),
+        };
+        let wal_len = match &wal {
+            Some(f) => f
+                .metadata()
+                .map_err(ReplicateError::io("stat", &files.wal))?
+                .len(),
+            None => 0,
+        };
+        let hdr = wal.as_mut().and_then(read_wal_header);
+        Ok(Opened {
+            db,
+            db_len,
+            wal,
+            wal_len,
+            hdr,
+        })
+    }
+}
+
+/// Where a sync reads the WAL from, and whether it captures every page instead.
+struct Start {
+    full: bool,
+    /// Why a full capture is needed (for the log).
+    reason: &'static str,
+    /// WAL offset the scan starts at.
+    offset: u64,
+}
+
+/// Decides where to read from (the rules in the module doc). `None`: nothing new to ship.
+fn decide_start(
+    pos: Option<Position>,
+    force_full: bool,
+    hdr: Option<WalHeader>,
+    page_size: u32,
+    wal_len: u64,
+) -> Option<Start> {
     let mut full = force_full || pos.is_none();
     let mut reason = if force_full {
         "a checkpoint could not prove every commit was captured"
@@ -191,7 +285,7 @@ pub fn capture(
                     // No valid WAL: fine if we truncated it ourselves after capturing all,
                     // else someone removed frames we never saw.
                     if p.restart_ok || p.offset <= wal::HEADER_SIZE {
-                        return Ok(None);
+                        return None;
                     }
                     full = true;
                     reason = "WAL removed or truncated by another process";
@@ -215,71 +309,51 @@ pub fn capture(
             }
         }
     }
+    Some(Start {
+        full,
+        reason,
+        offset: start,
+    })
+}
 
-    let scan: Option<WalSync> = match (hdr, walf.as_mut()) {
-        (Some(_), Some(f)) => {
-            let limit = if full { None } else { Some(sync_limit) };
-            match wal::scan(&mut *f, start, limit) {
-                Ok(s) => Some(s),
-                Err(CodecError::WalPrevFrame { .. }) | Err(CodecError::Truncated { .. })
-                    if !full =>
-                {
-                    // The frame before our position was overwritten: start over.
-                    full = true;
-                    reason = "WAL overwritten by another process";
-                    start = wal::HEADER_SIZE;
-                    Some(
-                        wal::scan(&mut *f, start, None)
-                            .map_err(ReplicateError::codec(files.wal.display().to_string()))?,
-                    )
-                }
-                Err(e) => {
-                    return Err(ReplicateError::codec(files.wal.display().to_string())(e));
-                }
-            }
+/// Scans the WAL's committed frames from `start` (capped at `sync_limit` bytes unless
+/// full). A frame before the position that no longer chains turns it into a full capture.
+fn scan_wal(
+    files: &DbFiles,
+    open: &mut Opened,
+    start: &mut Start,
+    sync_limit: u64,
+) -> Result<Option<WalSync>, ReplicateError> {
+    let (Some(_), Some(f)) = (open.hdr, open.wal.as_mut()) else {
+        return Ok(None);
+    };
+    let limit = if start.full { None } else { Some(sync_limit) };
+    match wal::scan(&mut *f, start.offset, limit) {
+        Ok(s) => Ok(Some(s)),
+        Err(CodecError::WalPrevFrame { .. }) | Err(CodecError::Truncated { .. }) if !start.full => {
+            // The frame before our position was overwritten: start over.
+            start.full = true;
+            start.reason = "WAL overwritten by another process";
+            start.offset = wal::HEADER_SIZE;
+            Ok(Some(wal::scan(&mut *f, start.offset, None).map_err(
+                ReplicateError::codec(files.wal.display().to_string()),
+            )?))
         }
-        _ => None,
-    };
-    let committed = scan.as_ref().and_then(|s| s.commit);
-    if !full && committed.is_none() {
-        return Ok(None);
+        Err(e) => Err(ReplicateError::codec(files.wal.display().to_string())(e)),
     }
-    let commit = match committed {
-        Some(c) => c,
-        None => u32::try_from(db_len / u64::from(page_size)).unwrap_or(u32::MAX),
-    };
-    if commit == 0 {
-        return Ok(None);
-    }
+}
 
-    let mut header = Header::new(page_size, commit, txid, txid, now_ms);
-    let (salt1, salt2) = hdr.map_or((0, 0), |h| (h.salt1, h.salt2));
-    let wal_size = scan.as_ref().map_or(0, |s| s.size);
-    if hdr.is_some() {
-        header.wal_offset = start as i64;
-        header.wal_size = wal_size as i64;
-        header.wal_salt1 = salt1;
-        header.wal_salt2 = salt2;
-    }
-    let next = Position {
-        salt1,
-        salt2,
-        offset: if hdr.is_some() {
-            start + wal_size
-        } else {
-            wal::HEADER_SIZE
-        },
-        commit,
-        page_size,
-        // With no WAL at all, every page came from the database file: any WAL that
-        // appears later holds only new commits.
-        restart_ok: hdr.is_none(),
-    };
-
-    // Pages to write, ascending.
+/// Pages to write, ascending: every page of a full capture; else the pages in the WAL
+/// scan and the pages the database grew by since `prev_commit`. Never the lock page.
+fn page_numbers(
+    full: bool,
+    commit: u32,
+    prev_commit: u32,
+    page_size: u32,
+    scan: Option<&WalSync>,
+) -> Vec<u32> {
     let lock = lock_page(page_size);
-    let wal_pages = scan.as_ref().map(|s| &s.pages);
-    let prev_commit = if full { 0 } else { pos.map_or(0, |p| p.commit) };
+    let wal_pages = scan.map(|s| &s.pages);
     let mut pgnos: Vec<u32> = Vec::new();
     if full {
         pgnos.extend((1..=commit).filter(|&p| p != lock));
@@ -292,9 +366,24 @@ pub fn capture(
         }
         pgnos.extend(set);
     }
+    pgnos
+}
 
+/// Encodes the pages into the staging directory (each from the WAL when the scan holds
+/// it, else from the database file), fsyncs and renames it into place. Returns its path
+/// and length; a failed write leaves no partial file behind.
+fn write_l0(
+    files: &DbFiles,
+    open: &mut Opened,
+    scan: Option<&WalSync>,
+    header: Header,
+    pgnos: Vec<u32>,
+    staging: &Path,
+) -> Result<(PathBuf, u64), ReplicateError> {
+    let page_size = header.page_size;
+    let db_len = open.db_len;
     fs::create_dir_all(staging).map_err(ReplicateError::io("create directory", staging))?;
-    let name = format_file_name(txid, txid);
+    let name = format_file_name(header.min_txid, header.max_txid);
     let path = staging.join(&name);
     let tmp = staging.join(format!("{name}.tmp"));
     let result = (|| -> Result<u64, ReplicateError> {
@@ -310,7 +399,7 @@ pub fn capture(
         let mut buf = vec![0u8; page_size as usize];
         let ps = u64::from(page_size);
         for pgno in pgnos {
-            let from_wal = match (scan.as_ref(), walf.as_mut()) {
+            let from_wal = match (scan, open.wal.as_mut()) {
                 (Some(s), Some(f)) => s
                     .read_page(&mut *f, pgno, &mut buf)
                     .map_err(ReplicateError::codec(files.wal.display().to_string()))?,
@@ -324,7 +413,8 @@ pub fn capture(
                         source: CodecError::MissingPage(pgno),
                     });
                 }
-                db.read_exact_at(&mut buf, at)
+                open.db
+                    .read_exact_at(&mut buf, at)
                     .map_err(ReplicateError::io("read", &files.db))?;
             }
             enc.write_page(pgno, &buf)
@@ -342,22 +432,13 @@ pub fn capture(
         fs::rename(&tmp, &path).map_err(ReplicateError::io("rename", &path))?;
         Ok(len)
     })();
-    let bytes = match result {
-        Ok(n) => n,
+    match result {
+        Ok(n) => Ok((path, n)),
         Err(e) => {
             let _ = fs::remove_file(&tmp);
-            return Err(e);
+            Err(e)
         }
-    };
-    Ok(Some(Staged {
-        path,
-        header,
-        bytes,
-        next,
-        full,
-        reason,
-        frames: scan.as_ref().map_or(0, |s| s.frames),
-    }))
+    }
 }
 
 /// Removes leftovers of an earlier run from a staging directory.

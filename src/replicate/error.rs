@@ -10,9 +10,10 @@ use std::io;
 /// Result alias for the codec layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Coarse class of an [`Error`], for retry decisions and status mapping.
+/// Coarse class of an [`Error`], for retry decisions and status mapping. Named apart from
+/// the crate-wide [`crate::error::ErrorKind`], which `ReplicateError::kind` maps it onto.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
+pub enum CodecErrorKind {
     /// The underlying reader or writer failed; may be transient.
     Io,
     /// The input bytes are malformed, truncated or fail a checksum.
@@ -135,14 +136,16 @@ pub enum Error {
 
 impl Error {
     /// Class of this error.
-    pub fn kind(&self) -> ErrorKind {
+    pub fn kind(&self) -> CodecErrorKind {
         use Error::*;
         match self {
-            Io(_) => ErrorKind::Io,
+            Io(_) => CodecErrorKind::Io,
             NonContiguous { .. } | TxnNotAvailable | TimestampNotFound | NoSnapshot { .. } => {
-                ErrorKind::NotFound
+                CodecErrorKind::NotFound
             }
-            NoInput | EncodePage { .. } | EncodeHeader(_) | BufferSize { .. } => ErrorKind::Usage,
+            NoInput | EncodePage { .. } | EncodeHeader(_) | BufferSize { .. } => {
+                CodecErrorKind::Usage
+            }
             Truncated { .. }
             | BadHeader(_)
             | PageSize(_)
@@ -165,7 +168,7 @@ impl Error {
             | WalOffset { .. }
             | WalPrevFrame { .. }
             | PageSizeMismatch { .. }
-            | TooLarge { .. } => ErrorKind::Corrupt,
+            | TooLarge { .. } => CodecErrorKind::Corrupt,
         }
     }
 

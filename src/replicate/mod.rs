@@ -24,7 +24,7 @@ pub mod s3_client;
 pub mod url;
 pub mod wal;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{CodecErrorKind, Error, Result};
 pub use runtime_error::ReplicateError;
 
 #[cfg(test)]

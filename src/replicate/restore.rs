@@ -105,7 +105,7 @@ fn plan_error(client: &dyn ReplicaClient, all: &[LtxObject], e: CodecError) -> R
         replica,
         reason,
         kind: match e.kind() {
-            crate::replicate::ErrorKind::NotFound => ErrorKind::NotFound,
+            crate::replicate::CodecErrorKind::NotFound => ErrorKind::NotFound,
             _ => ErrorKind::InvalidInput,
         },
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::cpu::CpuError;
 use crate::error::ErrorKind;
 use crate::replicate::client::ClientError;
-use crate::replicate::error::{Error as CodecError, ErrorKind as CodecKind};
+use crate::replicate::error::{CodecErrorKind, Error as CodecError};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,11 +52,11 @@ impl ReplicateError {
         match self {
             ReplicateError::Client(e) => e.kind(),
             ReplicateError::Codec { source, .. } => match source.kind() {
-                CodecKind::Io => ErrorKind::Unavailable,
-                CodecKind::NotFound => ErrorKind::NotFound,
-                CodecKind::Usage => ErrorKind::Internal,
+                CodecErrorKind::Io => ErrorKind::Unavailable,
+                CodecErrorKind::NotFound => ErrorKind::NotFound,
+                CodecErrorKind::Usage => ErrorKind::Internal,
                 // A corrupt replica is bad input to restore, not our bug.
-                CodecKind::Corrupt => ErrorKind::InvalidInput,
+                CodecErrorKind::Corrupt => ErrorKind::InvalidInput,
             },
             ReplicateError::Plan { kind, .. } => *kind,
             ReplicateError::Io { .. } => ErrorKind::Environment,

@@ -17,6 +17,7 @@ use url::Url;
 
 use super::fetch::{Fetcher, Request};
 use super::HarvestError;
+use crate::config::Secret;
 use crate::harvest::source::{Auth, SecretRef};
 use crate::store::{OAuthTokenRow, TenantDb};
 
@@ -34,10 +35,12 @@ pub async fn resolve_secret(
                 "not set for tenant {tenant}; PUT /v1/tenants/{tenant}/secrets/{name} to set it"
             ),
         }),
-        SecretRef::Env(name) => std::env::var(name).map_err(|_| HarvestError::Secret {
-            reference: r.to_string(),
-            reason: "the environment variable is not set".into(),
-        }),
+        SecretRef::Env(name) => Secret::from_env(name)
+            .map(|s| s.expose().to_owned())
+            .map_err(|e| HarvestError::Secret {
+                reference: r.to_string(),
+                reason: e.to_string(),
+            }),
         SecretRef::File(path) => tokio::fs::read_to_string(path)
             .await
             .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())

@@ -5,9 +5,13 @@
 //! A page that shows the site's session lost (see [`super::session`]) is fetched again
 //! after the session is renewed, at most `session.retries` times; then it fails with kind
 //! `session_lost`, so its stored record is kept and the run is not complete.
+//!
+//! robots.txt itself is fetched here too ([`Harvester::robots`]) and cached per host for
+//! every run on the node, in the host's politeness state.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Method};
 use rand::Rng;
@@ -17,10 +21,11 @@ use super::counts::bump;
 use super::fetch::{retry_after, FetchError, Request};
 use super::politeness::{host_key, RobotsState};
 use super::process::{Fetched, Job};
-use super::runner::Run;
+use super::run::Run;
 use super::session::{Losses, Next};
-use crate::harvest::robots::MAX_CRAWL_DELAY;
-use crate::store::FrontierEntry;
+use super::Harvester;
+use crate::harvest::robots::{RobotsTxt, MAX_CRAWL_DELAY};
+use crate::store::{FetchState, FrontierEntry};
 use crate::telemetry::metrics as m;
 
 fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
@@ -28,7 +33,7 @@ fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
     exp.min(max).mul_f64(rand::rng().random_range(0.5..1.0))
 }
 
-fn job(entry: FrontierEntry, fetched: Fetched, prior: Option<crate::store::FetchState>) -> Job {
+fn job(entry: FrontierEntry, fetched: Fetched, prior: Option<FetchState>) -> Job {
     Job {
         entry,
         fetched,
@@ -38,7 +43,6 @@ fn job(entry: FrontierEntry, fetched: Fetched, prior: Option<crate::store::Fetch
 }
 
 pub(super) async fn fetch_job(run: &Run, entry: FrontierEntry) -> Job {
-    let h = &run.h;
     let url = match Url::parse(&entry.url) {
         Ok(u) => u,
         Err(e) => {
@@ -52,31 +56,10 @@ pub(super) async fn fetch_job(run: &Run, entry: FrontierEntry) -> Job {
     if run.stopping() {
         return job(entry, Fetched::Deferred, None);
     }
-    let mut delay = run.min_delay;
-    if run.obey_robots {
-        let rules = match h.robots(&url).await {
-            RobotsState::Rules(r) => r,
-            RobotsState::Unreachable(reason) => {
-                // A failure, not a block: the run is not complete, so nothing of this host
-                // is marked removed, and the URL is tried again by a later run.
-                let err = FetchError::RobotsUnreachable {
-                    url: entry.url.clone(),
-                    reason,
-                };
-                metrics::counter!(m::HARVEST_FETCHES_TOTAL, "outcome" => "error").increment(1);
-                return job(entry, Fetched::Failed(err), None);
-            }
-        };
-        if !rules.allowed(&url) {
-            bump(&run.counters.robots_blocked, 1);
-            metrics::counter!(m::HARVEST_ROBOTS_BLOCKED_TOTAL).increment(1);
-            metrics::counter!(m::HARVEST_FETCHES_TOTAL, "outcome" => "robots_blocked").increment(1);
-            return job(entry, Fetched::RobotsBlocked, None);
-        }
-        if let Some(d) = rules.crawl_delay() {
-            delay = delay.max(d.min(MAX_CRAWL_DELAY));
-        }
-    }
+    let delay = match robots_delay(run, &url, &entry).await {
+        Ok(d) => d,
+        Err(fetched) => return job(entry, fetched, None),
+    };
     let prior = if run.conditional {
         run.db
             .fetch_state(&run.source, &entry.url)
@@ -86,7 +69,69 @@ pub(super) async fn fetch_job(run: &Run, entry: FrontierEntry) -> Job {
     } else {
         None
     };
-    let key = host_key(&url);
+    attempts(run, entry, &url, delay, prior).await
+}
+
+/// The spacing robots.txt asks for between requests to `url`'s host (at least the run's
+/// own), or what the URL yields without a request: blocked, or robots.txt unreachable.
+async fn robots_delay(run: &Run, url: &Url, entry: &FrontierEntry) -> Result<Duration, Fetched> {
+    let mut delay = run.min_delay;
+    if run.obey_robots {
+        let rules = match run.h.robots(url).await {
+            RobotsState::Rules(r) => r,
+            RobotsState::Unreachable(reason) => {
+                // A failure, not a block: the run is not complete, so nothing of this host
+                // is marked removed, and the URL is tried again by a later run.
+                let err = FetchError::RobotsUnreachable {
+                    url: entry.url.clone(),
+                    reason,
+                };
+                metrics::counter!(m::HARVEST_FETCHES_TOTAL, "outcome" => "error").increment(1);
+                return Err(Fetched::Failed(err));
+            }
+        };
+        if !rules.allowed(url) {
+            bump(&run.counters.robots_blocked, 1);
+            metrics::counter!(m::HARVEST_ROBOTS_BLOCKED_TOTAL).increment(1);
+            metrics::counter!(m::HARVEST_FETCHES_TOTAL, "outcome" => "robots_blocked").increment(1);
+            return Err(Fetched::RobotsBlocked);
+        }
+        if let Some(d) = rules.crawl_delay() {
+            delay = delay.max(d.min(MAX_CRAWL_DELAY));
+        }
+    }
+    Ok(delay)
+}
+
+/// Asks for the body only if it changed since `prior` was stored.
+fn add_conditional(headers: &mut http::HeaderMap, prior: &FetchState) {
+    if let Some(v) = prior
+        .etag
+        .as_deref()
+        .and_then(|e| HeaderValue::from_str(e).ok())
+    {
+        headers.insert(http::header::IF_NONE_MATCH, v);
+    }
+    if let Some(v) = prior
+        .last_modified
+        .as_deref()
+        .and_then(|e| HeaderValue::from_str(e).ok())
+    {
+        headers.insert(http::header::IF_MODIFIED_SINCE, v);
+    }
+}
+
+/// The requests for one URL: retries with backoff, a 401's token refresh and a lost
+/// session's renewal, until a response (or the last failure) decides the [`Job`].
+async fn attempts(
+    run: &Run,
+    entry: FrontierEntry,
+    url: &Url,
+    delay: Duration,
+    prior: Option<FetchState>,
+) -> Job {
+    let h = &run.h;
+    let key = host_key(url);
     let base = Duration::from_millis(h.cfg.retry_base_ms);
     let max = Duration::from_millis(h.cfg.retry_max_ms);
     let mut attempt = 0u32;
@@ -110,22 +155,9 @@ pub(super) async fn fetch_job(run: &Run, entry: FrontierEntry) -> Job {
             }
         };
         if let Some(p) = &prior {
-            if let Some(v) = p
-                .etag
-                .as_deref()
-                .and_then(|e| HeaderValue::from_str(e).ok())
-            {
-                headers.insert(http::header::IF_NONE_MATCH, v);
-            }
-            if let Some(v) = p
-                .last_modified
-                .as_deref()
-                .and_then(|e| HeaderValue::from_str(e).ok())
-            {
-                headers.insert(http::header::IF_MODIFIED_SINCE, v);
-            }
+            add_conditional(&mut headers, p);
         }
-        let r = send_get(run, &key, &url, headers, delay).await;
+        let r = send_get(run, &key, url, headers, delay).await;
         let (err, pause) = match r {
             Ok(resp) => {
                 let st = resp.status.as_u16();
@@ -145,7 +177,7 @@ pub(super) async fn fetch_job(run: &Run, entry: FrontierEntry) -> Job {
                 if resp.status.is_success() {
                     if let Some((s, why)) = match &run.session {
                         Some(s) => s
-                            .lost(&h.cpu, &entry.kind, &url, &resp)
+                            .lost(&h.cpu, &entry.kind, url, &resp)
                             .await
                             .map(|w| (s, w)),
                         None => None,
@@ -292,4 +324,61 @@ async fn send_get(
     drop(permit);
     run.save_jar().await;
     r
+}
+
+impl Harvester {
+    /// robots.txt rules of `url`'s host for our agent, cached per host. An unreachable
+    /// robots.txt (5xx, or no answer at all) disallows the whole host (RFC 9309 §2.3.1.3-4)
+    /// and is asked again after a minute; a 4xx allows everything.
+    pub(super) async fn robots(&self, url: &Url) -> RobotsState {
+        let key = host_key(url);
+        let host = self.hosts.host(&key);
+        let mut slot = host.robots.lock().await;
+        if let Some((r, exp)) = slot.as_ref() {
+            if Instant::now() < *exp {
+                return r.clone();
+            }
+        }
+        let ttl = Duration::from_secs(self.cfg.robots_ttl_secs);
+        let short = Duration::from_secs(60);
+        let token = self
+            .cfg
+            .user_agent
+            .split('/')
+            .next()
+            .unwrap_or("GleanerBot");
+        let (state, ttl) = match url.join("/robots.txt") {
+            Ok(ru) => match self.fetcher.send(Request::get(ru)).await {
+                Ok(r) if r.status.as_u16() >= 500 => (
+                    RobotsState::Unreachable(format!("HTTP {}", r.status.as_u16())),
+                    short,
+                ),
+                Ok(r) => (
+                    RobotsState::Rules(Arc::new(
+                        RobotsTxt::from_status(r.status.as_u16(), &r.body).for_agent(token),
+                    )),
+                    ttl,
+                ),
+                // A blocked address: the page's own fetch reports the block. Redirect
+                // trouble: "unavailable" (RFC 9309 §2.3.1.2), as a 4xx.
+                Err(
+                    FetchError::Blocked { .. }
+                    | FetchError::RedirectLoop { .. }
+                    | FetchError::TooManyRedirects { .. }
+                    | FetchError::BadRedirect { .. },
+                ) => (
+                    RobotsState::Rules(Arc::new(RobotsTxt::allow_all().for_agent(token))),
+                    short,
+                ),
+                Err(e) => (RobotsState::Unreachable(e.label().replace('_', " ")), short),
+            },
+            // A URL without a host has no robots.txt; the fetch reports the URL itself.
+            Err(_) => (
+                RobotsState::Rules(Arc::new(RobotsTxt::allow_all().for_agent(token))),
+                ttl,
+            ),
+        };
+        *slot = Some((state.clone(), Instant::now() + ttl));
+        state
+    }
 }

@@ -15,15 +15,18 @@
 mod auth;
 mod cookies;
 mod counts;
+mod dict_training;
 mod fetch;
 mod fetch_stage;
 mod guard;
 mod politeness;
 mod process;
 mod push;
+mod run;
 mod runner;
 mod scheduler;
 mod session;
+mod stages;
 
 pub use counts::{RunCounts, RunError};
 pub use fetch::FetchError;

@@ -22,7 +22,9 @@ use crate::harvest::extract::html::{
 use crate::harvest::extract::json::{extract_json_page, PageState, TimeWindow};
 use crate::harvest::extract::sitemap::{parse_sitemap, SitemapKind};
 use crate::harvest::extract::{csv::extract_csv, feed::extract_feed};
-use crate::harvest::source::{DetailSpec, SourceDef, SourceSpec};
+use crate::harvest::source::{
+    DetailSpec, HtmlSource, JsonSource, SitemapSource, SourceDef, SourceSpec,
+};
 use crate::harvest::ExtractedRecord;
 use crate::store::{
     encode_payload, encode_value_payload_with, Dictionary, FetchState, FrontierEntry, NewEntry,
@@ -411,84 +413,13 @@ fn extract(
 ) -> Result<(), RunError> {
     let url = &resp.url;
     let ct = resp.header("content-type");
-    let x = |kind: &str, e: String| err(&entry.url, kind, e);
-    let ex = |e: String| x("extract", e);
+    let ex = |e: String| err(&entry.url, "extract", e);
     match (&ctx.def.spec, entry.kind.as_str()) {
-        (SourceSpec::Html(src), LISTING) => {
-            let text = decode_html(&resp.body, ct).text;
-            let page = extract_page(url, &text, src).map_err(|e| ex(e.to_string()))?;
-            out.warnings += page.warnings.len() as u64;
-            let depth = entry.depth;
-            let nexts = page.next_links.clone();
-            let discovered = page.discovered_links.clone();
-            records_and_details(
-                ctx,
-                out,
-                y,
-                entry,
-                page,
-                src.extract.detail.is_some(),
-                seen_ms,
-            );
-            for u in &nexts {
-                y.links.push(link(u, LISTING, depth, None));
-            }
-            if depth < src.scope.max_depth {
-                for u in &discovered {
-                    y.links.push(link(u, LISTING, depth + 1, None));
-                }
-            }
-            // Detail entries carrying listing fields were pushed by records_and_details;
-            // the rest of the links are the same as those replayed.
-            out.new_entries
-                .extend(y.links.iter().filter(|l| l.kind != DETAIL).map(Link::entry));
-        }
+        (SourceSpec::Html(src), LISTING) => listing(ctx, out, y, entry, resp, src, seen_ms)?,
         (SourceSpec::Html(_) | SourceSpec::Sitemap(_), DETAIL) => {
-            let Some(spec) = detail_spec(&ctx.def) else {
-                return Err(ex("the source has no detail spec".into()));
-            };
-            let d: DetailData =
-                parse_data(entry).ok_or_else(|| ex("detail entry without a key".into()))?;
-            let text = decode_html(&resp.body, ct).text;
-            let page = extract_detail(url, &text, spec).map_err(|e| x(e.label(), e.to_string()))?;
-            out.warnings += page.warnings.len() as u64;
-            let mut rec = ExtractedRecord {
-                key: d.key.clone(),
-                fields: d.fields.or(stored).unwrap_or_default(),
-            };
-            if rec.fields.is_empty() {
-                rec.fields = page.fields;
-            } else {
-                for (k, v) in page.fields {
-                    rec.fields.insert(k, v);
-                }
-            }
-            y.keys.push(d.key.clone());
-            push_record(ctx, out, &entry.url, rec.key, rec.fields, seen_ms);
+            detail(ctx, out, y, entry, resp, stored, seen_ms)?
         }
-        (SourceSpec::Sitemap(src), SITEMAP) => {
-            let sm =
-                parse_sitemap(url, &resp.body, ct, ctx.max_body).map_err(|e| ex(e.to_string()))?;
-            out.warnings += sm.warnings.len() as u64;
-            incomplete(out, &entry.url, sm.incomplete);
-            match sm.kind {
-                SitemapKind::Index => {
-                    if entry.depth >= src.max_index_depth {
-                        out.warnings += 1;
-                    } else {
-                        for e in &sm.entries {
-                            y.links.push(link(&e.loc, SITEMAP, entry.depth + 1, None));
-                        }
-                    }
-                }
-                SitemapKind::UrlSet => {
-                    for e in sm.entries.iter().filter(|e| src.accepts(&e.loc)) {
-                        y.links.push(link(&e.loc, PAGE, entry.depth + 1, None));
-                    }
-                }
-            }
-            out.new_entries.extend(y.links.iter().map(Link::entry));
-        }
+        (SourceSpec::Sitemap(src), SITEMAP) => sitemap(ctx, out, y, entry, resp, src)?,
         (SourceSpec::Sitemap(src), PAGE) => {
             let text = decode_html(&resp.body, ct).text;
             let page = extract_records(url, &text, &src.extract).map_err(|e| ex(e.to_string()))?;
@@ -520,41 +451,173 @@ fn extract(
                 push_record(ctx, out, &entry.url, r.key, r.fields, seen_ms);
             }
         }
-        (SourceSpec::Json(src), API) => {
-            let data: ApiData = parse_data(entry).unwrap_or_default();
-            let state = data.to_state(url.clone());
-            let headers: Vec<(&str, &str)> = resp
-                .headers
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
-                .collect();
-            let page = extract_json_page(&resp.body, &headers, src, &state)
-                .map_err(|e| ex(e.to_string()))?;
-            out.warnings += page.warnings.len() as u64;
-            incomplete(out, &entry.url, page.incomplete);
-            for r in page.records {
-                y.keys.push(r.key.clone());
-                push_record(ctx, out, &entry.url, r.key, r.fields, seen_ms);
-            }
-            if let Some(n) = page.next {
-                if n.state.page < src.max_pages {
-                    let d = ApiData::from_state(&n.state);
-                    y.links.push(link(
-                        &n.url,
-                        API,
-                        entry.depth,
-                        serde_json::to_string(&d).ok(),
-                    ));
-                }
-            }
-            out.new_entries.extend(y.links.iter().map(Link::entry));
-        }
+        (SourceSpec::Json(src), API) => api(ctx, out, y, entry, resp, src, seen_ms)?,
         (_, kind) => {
             return Err(ex(format!(
                 "frontier entry of kind {kind:?} does not fit this source"
             )))
         }
     }
+    Ok(())
+}
+
+/// An html listing page: its records (or their detail pages), next pages and, within
+/// `scope.max_depth`, the listings it links to.
+fn listing(
+    ctx: &Ctx,
+    out: &mut Output,
+    y: &mut Yielded,
+    entry: &FrontierEntry,
+    resp: &Response,
+    src: &HtmlSource,
+    seen_ms: i64,
+) -> Result<(), RunError> {
+    let url = &resp.url;
+    let ct = resp.header("content-type");
+    let ex = |e: String| err(&entry.url, "extract", e);
+    let text = decode_html(&resp.body, ct).text;
+    let page = extract_page(url, &text, src).map_err(|e| ex(e.to_string()))?;
+    out.warnings += page.warnings.len() as u64;
+    let depth = entry.depth;
+    let nexts = page.next_links.clone();
+    let discovered = page.discovered_links.clone();
+    records_and_details(
+        ctx,
+        out,
+        y,
+        entry,
+        page,
+        src.extract.detail.is_some(),
+        seen_ms,
+    );
+    for u in &nexts {
+        y.links.push(link(u, LISTING, depth, None));
+    }
+    if depth < src.scope.max_depth {
+        for u in &discovered {
+            y.links.push(link(u, LISTING, depth + 1, None));
+        }
+    }
+    // Detail entries carrying listing fields were pushed by records_and_details;
+    // the rest of the links are the same as those replayed.
+    out.new_entries
+        .extend(y.links.iter().filter(|l| l.kind != DETAIL).map(Link::entry));
+    Ok(())
+}
+
+/// A detail page: its fields over the listing's (or, when the listing was replayed, over
+/// the stored record's).
+fn detail(
+    ctx: &Ctx,
+    out: &mut Output,
+    y: &mut Yielded,
+    entry: &FrontierEntry,
+    resp: &Response,
+    stored: Option<Map<String, Value>>,
+    seen_ms: i64,
+) -> Result<(), RunError> {
+    let url = &resp.url;
+    let ct = resp.header("content-type");
+    let x = |kind: &str, e: String| err(&entry.url, kind, e);
+    let ex = |e: String| x("extract", e);
+    let Some(spec) = detail_spec(&ctx.def) else {
+        return Err(ex("the source has no detail spec".into()));
+    };
+    let d: DetailData = parse_data(entry).ok_or_else(|| ex("detail entry without a key".into()))?;
+    let text = decode_html(&resp.body, ct).text;
+    let page = extract_detail(url, &text, spec).map_err(|e| x(e.label(), e.to_string()))?;
+    out.warnings += page.warnings.len() as u64;
+    let mut rec = ExtractedRecord {
+        key: d.key.clone(),
+        fields: d.fields.or(stored).unwrap_or_default(),
+    };
+    if rec.fields.is_empty() {
+        rec.fields = page.fields;
+    } else {
+        for (k, v) in page.fields {
+            rec.fields.insert(k, v);
+        }
+    }
+    y.keys.push(d.key.clone());
+    push_record(ctx, out, &entry.url, rec.key, rec.fields, seen_ms);
+    Ok(())
+}
+
+/// A sitemap: an index leads to more sitemaps (up to `max_index_depth`), a URL set to the
+/// pages the source accepts.
+fn sitemap(
+    ctx: &Ctx,
+    out: &mut Output,
+    y: &mut Yielded,
+    entry: &FrontierEntry,
+    resp: &Response,
+    src: &SitemapSource,
+) -> Result<(), RunError> {
+    let url = &resp.url;
+    let ct = resp.header("content-type");
+    let ex = |e: String| err(&entry.url, "extract", e);
+    let sm = parse_sitemap(url, &resp.body, ct, ctx.max_body).map_err(|e| ex(e.to_string()))?;
+    out.warnings += sm.warnings.len() as u64;
+    incomplete(out, &entry.url, sm.incomplete);
+    match sm.kind {
+        SitemapKind::Index => {
+            if entry.depth >= src.max_index_depth {
+                out.warnings += 1;
+            } else {
+                for e in &sm.entries {
+                    y.links.push(link(&e.loc, SITEMAP, entry.depth + 1, None));
+                }
+            }
+        }
+        SitemapKind::UrlSet => {
+            for e in sm.entries.iter().filter(|e| src.accepts(&e.loc)) {
+                y.links.push(link(&e.loc, PAGE, entry.depth + 1, None));
+            }
+        }
+    }
+    out.new_entries.extend(y.links.iter().map(Link::entry));
+    Ok(())
+}
+
+/// One page of a JSON API: its records and, below `max_pages`, the request for the next.
+fn api(
+    ctx: &Ctx,
+    out: &mut Output,
+    y: &mut Yielded,
+    entry: &FrontierEntry,
+    resp: &Response,
+    src: &JsonSource,
+    seen_ms: i64,
+) -> Result<(), RunError> {
+    let url = &resp.url;
+    let ex = |e: String| err(&entry.url, "extract", e);
+    let data: ApiData = parse_data(entry).unwrap_or_default();
+    let state = data.to_state(url.clone());
+    let headers: Vec<(&str, &str)> = resp
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+        .collect();
+    let page =
+        extract_json_page(&resp.body, &headers, src, &state).map_err(|e| ex(e.to_string()))?;
+    out.warnings += page.warnings.len() as u64;
+    incomplete(out, &entry.url, page.incomplete);
+    for r in page.records {
+        y.keys.push(r.key.clone());
+        push_record(ctx, out, &entry.url, r.key, r.fields, seen_ms);
+    }
+    if let Some(n) = page.next {
+        if n.state.page < src.max_pages {
+            let d = ApiData::from_state(&n.state);
+            y.links.push(link(
+                &n.url,
+                API,
+                entry.depth,
+                serde_json::to_string(&d).ok(),
+            ));
+        }
+    }
+    out.new_entries.extend(y.links.iter().map(Link::entry));
     Ok(())
 }
 

@@ -1,39 +1,32 @@
-//! One run of one source: start or resume, the three-stage pipeline, and the run's end.
+//! One run of one source: start or resume, setting up the pipeline, and the run's end.
 //!
-//! Stages are tokio tasks joined by bounded channels: the claimer takes frontier URLs in
-//! batches and spawns fetch tasks (at most `harvest.fetch_concurrency`), extraction jobs go
-//! to the CPU pool (at most two per pool thread queued), and commits go to the tenant's
-//! writer in operations of up to 32 pages (128 in flight, so group commit batches them). `in_flight` counts URLs
-//! claimed but not yet committed; the run ends when the frontier has no pending URL and
-//! nothing is in flight. A run that dies leaves its frontier and `running` status behind;
-//! the next start resumes it without refetching any committed URL.
+//! The pipeline's stages live in [`super::stages`] (fetching in [`super::fetch_stage`]),
+//! the state they share in [`super::run`], and dictionary training after a run in
+//! [`super::dict_training`]. A run that dies leaves its frontier and `running` status
+//! behind; the next start resumes it without refetching any committed URL.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
 use tracing::Instrument;
 use url::Url;
 
 use super::auth::SourceAuth;
 use super::cookies::RunJar;
 use super::counts::{bump, Counters, ErrorLog, RunCounts, RunError};
-use super::fetch::{FetchError, Request};
-use super::fetch_stage::fetch_job;
-use super::politeness::{host_key, Budget, RobotsState};
-use super::process::{self, ApiData, Ctx, Fetched, Job, Output, DETAIL};
+use super::dict_training::status_ok_for_training;
+use super::politeness::Budget;
+use super::process::{self, ApiData, Ctx, Job};
+use super::run::Run;
 use super::session::Session;
+use super::stages::{claim_loop, commit_loop, extract_loop, Commit};
 use super::{HarvestError, Harvester};
 use crate::harvest::extract::json::{first_request, TimeWindow};
-use crate::harvest::robots::RobotsTxt;
 use crate::harvest::source::{SourceDef, SourceSpec};
-use crate::store::{
-    FrontierEntry, NewEntry, PageCommit, PutOutcome, RunEnd, TenantDb, FRONTIER_DONE,
-    FRONTIER_FAILED, FRONTIER_PENDING,
-};
+use crate::store::{NewEntry, RunEnd, TenantDb};
 use crate::telemetry::metrics as m;
 use crate::tenant::TenantId;
 
@@ -75,71 +68,6 @@ impl Drop for RunningGuard {
     fn drop(&mut self) {
         if let Ok(mut r) = self.h.running.lock() {
             r.remove(&self.key);
-        }
-    }
-}
-
-pub(super) struct Run {
-    pub(super) h: Arc<Harvester>,
-    pub(super) tenant: String,
-    pub(super) source: String,
-    pub(super) def: Arc<SourceDef>,
-    pub(super) ctx: Arc<Ctx>,
-    pub(super) db: TenantDb,
-    pub(super) run_id: i64,
-    pub(super) started_ms: i64,
-    pub(super) counters: Arc<Counters>,
-    pub(super) errors: ErrorLog,
-    pub(super) jar: RunJar,
-    pub(super) auth: SourceAuth,
-    pub(super) budget: Budget,
-    /// The source's own per-host concurrency (see `politeness`), below the node's.
-    pub(super) host_limit: Option<usize>,
-    pub(super) min_delay: Duration,
-    pub(super) obey_robots: bool,
-    pub(super) frontier_cap: u64,
-    /// Some URL of the source has ETag / Last-Modified / body hash stored.
-    pub(super) conditional: bool,
-    pub(super) budget_hit: AtomicBool,
-    pub(super) fatal: Mutex<Option<String>>,
-    pub(super) in_flight: AtomicU64,
-    pub(super) progress: Notify,
-    /// How this source's pages show a lost site session (html and sitemap sources).
-    pub(super) session: Option<Session>,
-}
-
-/// One URL's results on their way to the writer.
-struct Commit {
-    entry: FrontierEntry,
-    deferred: bool,
-    out: Output,
-    seen_ms: i64,
-}
-
-impl Run {
-    pub(super) fn stopping(&self) -> bool {
-        self.h.is_shutting_down()
-            || self.budget_hit.load(Ordering::Relaxed)
-            || self.fatal.lock().map(|f| f.is_some()).unwrap_or(true)
-    }
-
-    fn set_fatal(&self, why: String) {
-        if let Ok(mut f) = self.fatal.lock() {
-            f.get_or_insert(why);
-        }
-    }
-
-    /// Saves the jar when a response changed it, before that page's results are
-    /// committed: a resumed run needs the session.
-    pub(super) async fn save_jar(&self) {
-        if self.jar.take_dirty() {
-            if let Err(e) = self
-                .db
-                .save_run_cookies(self.run_id, self.jar.to_json())
-                .await
-            {
-                tracing::warn!(source = %self.source, error = %e, "cannot save the run's cookies");
-            }
         }
     }
 }
@@ -327,61 +255,6 @@ impl Harvester {
         h.task
             .await
             .map_err(|e| HarvestError::Cpu(crate::cpu::CpuError::Panicked(e.to_string())))
-    }
-
-    /// robots.txt rules of `url`'s host for our agent, cached per host. An unreachable
-    /// robots.txt (5xx, or no answer at all) disallows the whole host (RFC 9309 §2.3.1.3-4)
-    /// and is asked again after a minute; a 4xx allows everything.
-    pub(super) async fn robots(&self, url: &Url) -> RobotsState {
-        let key = host_key(url);
-        let host = self.hosts.host(&key);
-        let mut slot = host.robots.lock().await;
-        if let Some((r, exp)) = slot.as_ref() {
-            if Instant::now() < *exp {
-                return r.clone();
-            }
-        }
-        let ttl = Duration::from_secs(self.cfg.robots_ttl_secs);
-        let short = Duration::from_secs(60);
-        let token = self
-            .cfg
-            .user_agent
-            .split('/')
-            .next()
-            .unwrap_or("GleanerBot");
-        let (state, ttl) = match url.join("/robots.txt") {
-            Ok(ru) => match self.fetcher.send(Request::get(ru)).await {
-                Ok(r) if r.status.as_u16() >= 500 => (
-                    RobotsState::Unreachable(format!("HTTP {}", r.status.as_u16())),
-                    short,
-                ),
-                Ok(r) => (
-                    RobotsState::Rules(Arc::new(
-                        RobotsTxt::from_status(r.status.as_u16(), &r.body).for_agent(token),
-                    )),
-                    ttl,
-                ),
-                // A blocked address: the page's own fetch reports the block. Redirect
-                // trouble: "unavailable" (RFC 9309 §2.3.1.2), as a 4xx.
-                Err(
-                    FetchError::Blocked { .. }
-                    | FetchError::RedirectLoop { .. }
-                    | FetchError::TooManyRedirects { .. }
-                    | FetchError::BadRedirect { .. },
-                ) => (
-                    RobotsState::Rules(Arc::new(RobotsTxt::allow_all().for_agent(token))),
-                    short,
-                ),
-                Err(e) => (RobotsState::Unreachable(e.label().replace('_', " ")), short),
-            },
-            // A URL without a host has no robots.txt; the fetch reports the URL itself.
-            Err(_) => (
-                RobotsState::Rules(Arc::new(RobotsTxt::allow_all().for_agent(token))),
-                ttl,
-            ),
-        };
-        *slot = Some((state.clone(), Instant::now() + ttl));
-        state
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -603,50 +476,6 @@ impl Harvester {
     }
 }
 
-fn status_ok_for_training(fatal: &Option<String>, run: &Run) -> bool {
-    fatal.is_none() && run.ctx.dict.is_none() && run.h.cfg.dictionary_min_records > 0
-}
-
-impl Harvester {
-    /// Trains the source's first zstd dictionary once it has enough records; later runs
-    /// compress with it.
-    async fn train_dictionary(&self, run: &Run) {
-        let min = self.cfg.dictionary_min_records as usize;
-        let samples = match run
-            .db
-            .training_samples(&run.source, min.max(crate::store::MAX_DICT_SAMPLES))
-            .await
-        {
-            Ok(s) if s.len() >= min => s,
-            Ok(_) => return,
-            Err(e) => {
-                tracing::warn!(source = %run.source, error = %e, "cannot read records to train a dictionary");
-                return;
-            }
-        };
-        let trained = self
-            .cpu
-            .run(move || crate::store::train_dictionary(&samples))
-            .await;
-        match trained {
-            Ok(Ok(d)) => match run.db.put_source_dictionary(&run.source, &d).await {
-                Ok(v) => {
-                    tracing::info!(source = %run.source, version = v, bytes = d.bytes.len(), "trained a zstd dictionary")
-                }
-                Err(e) => {
-                    tracing::warn!(source = %run.source, error = %e, "cannot store the dictionary")
-                }
-            },
-            Ok(Err(e)) => {
-                tracing::warn!(source = %run.source, error = %e, "dictionary training failed")
-            }
-            Err(e) => {
-                tracing::warn!(source = %run.source, error = %e, "dictionary training failed")
-            }
-        }
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn finish_failed(
     db: &TenantDb,
@@ -697,238 +526,4 @@ async fn finish_failed(
         errors,
         message: Some(why),
     }
-}
-
-async fn claim_loop(run: Arc<Run>, tx: mpsc::Sender<Job>) {
-    let h = Arc::clone(&run.h);
-    let slots = Arc::new(Semaphore::new(h.cfg.fetch_concurrency));
-    let mut tasks = JoinSet::new();
-    loop {
-        while tasks.try_join_next().is_some() {}
-        if run.stopping() {
-            break;
-        }
-        // Read before claiming: if nothing was in flight then, no commit can add URLs
-        // after the claim looked, so an empty claim means the frontier is exhausted.
-        let idle = run.in_flight.load(Ordering::Acquire) == 0;
-        let batch = match run.db.frontier_claim(&run.source, h.cfg.claim_batch).await {
-            Ok(b) => b,
-            Err(e) => {
-                run.set_fatal(format!("reading the frontier failed: {e}"));
-                break;
-            }
-        };
-        if batch.is_empty() {
-            if idle {
-                break;
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(250), run.progress.notified()).await;
-            continue;
-        }
-        run.in_flight
-            .fetch_add(batch.len() as u64, Ordering::AcqRel);
-        for entry in batch {
-            let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
-                break;
-            };
-            let (run, tx) = (Arc::clone(&run), tx.clone());
-            tasks.spawn(
-                async move {
-                    let job = fetch_job(&run, entry).await;
-                    drop(permit);
-                    if tx.send(job).await.is_err() {
-                        run.in_flight.fetch_sub(1, Ordering::AcqRel);
-                    }
-                }
-                .in_current_span(),
-            );
-        }
-    }
-    while tasks.join_next().await.is_some() {}
-}
-
-async fn extract_loop(run: Arc<Run>, mut rx: mpsc::Receiver<Job>, tx: mpsc::Sender<Commit>) {
-    let slots = Arc::new(Semaphore::new((run.h.cpu.threads() * 2).max(2)));
-    let mut tasks = JoinSet::new();
-    while let Some(mut job) = rx.recv().await {
-        while tasks.try_join_next().is_some() {}
-        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
-            break;
-        };
-        let (run, tx) = (Arc::clone(&run), tx.clone());
-        tasks.spawn(
-            async move {
-                let deferred = matches!(job.fetched, Fetched::Deferred);
-                // A detail page needs its stored record only when the listing's fields are not
-                // with it (the listing was replayed) or the detail itself did not change.
-                if job.entry.kind == DETAIL {
-                    let data = job
-                        .entry
-                        .data
-                        .as_deref()
-                        .and_then(|d| serde_json::from_str::<process::DetailData>(d).ok());
-                    if let Some(d) = data {
-                        let needed = match job.fetched {
-                            Fetched::NotModified => d.fields.is_some(),
-                            Fetched::Body(_) => d.fields.is_none(),
-                            _ => false,
-                        };
-                        if needed {
-                            job.stored = run
-                                .db
-                                .record_fields(&run.source, &d.key)
-                                .await
-                                .ok()
-                                .flatten();
-                        }
-                    }
-                }
-                let entry = job.entry.clone();
-                let ctx = Arc::clone(&run.ctx);
-                let seen_ms = crate::store::now_ms();
-                // Entered on the pool thread: the extraction nests under the run's trace.
-                let span = tracing::debug_span!("harvest.extract", url = %entry.url);
-                let out = match run
-                    .h
-                    .cpu
-                    .run(move || span.in_scope(|| process::process(&ctx, job, seen_ms)))
-                    .await
-                {
-                    Ok(o) => o,
-                    Err(e) => Output {
-                        error: Some(RunError {
-                            url: entry.url.clone(),
-                            kind: "internal".into(),
-                            reason: e.to_string(),
-                        }),
-                        ..Output::default()
-                    },
-                };
-                drop(permit);
-                let c = Commit {
-                    entry,
-                    deferred,
-                    out,
-                    seen_ms,
-                };
-                if tx.send(c).await.is_err() {
-                    run.in_flight.fetch_sub(1, Ordering::AcqRel);
-                }
-            }
-            .in_current_span(),
-        );
-    }
-    while tasks.join_next().await.is_some() {}
-}
-
-/// Writer operations in flight at once (each holds up to [`COMMIT_BATCH`] pages): the
-/// writer groups them into one transaction (one fsync), and several pages per operation
-/// spare the writer per-operation work.
-const COMMITS_IN_FLIGHT: usize = 128;
-/// Most pages stored by one writer operation.
-const COMMIT_BATCH: usize = 32;
-
-async fn commit_loop(run: Arc<Run>, mut rx: mpsc::Receiver<Commit>) {
-    let slots = Arc::new(Semaphore::new(COMMITS_IN_FLIGHT));
-    let mut tasks = JoinSet::new();
-    while let Some(first) = rx.recv().await {
-        while tasks.try_join_next().is_some() {}
-        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
-            break;
-        };
-        // Whatever else is ready goes in the same operation.
-        let mut batch = vec![first];
-        while batch.len() < COMMIT_BATCH {
-            match rx.try_recv() {
-                Ok(c) => batch.push(c),
-                Err(_) => break,
-            }
-        }
-        let run = Arc::clone(&run);
-        tasks.spawn(
-            async move {
-                let n = batch.len() as u64;
-                let span = tracing::debug_span!("harvest.store", pages = n);
-                commit_batch(&run, batch).instrument(span).await;
-                drop(permit);
-                run.in_flight.fetch_sub(n, Ordering::AcqRel);
-                run.progress.notify_one();
-            }
-            .in_current_span(),
-        );
-    }
-    while tasks.join_next().await.is_some() {}
-}
-
-async fn commit_batch(run: &Run, batch: Vec<Commit>) {
-    let counters = &run.counters;
-    let mut pages = Vec::with_capacity(batch.len());
-    let mut meta = Vec::with_capacity(batch.len());
-    for c in batch {
-        let Commit {
-            entry,
-            deferred,
-            out,
-            seen_ms,
-        } = c;
-        bump(&counters.warnings, out.warnings);
-        if out.replayed {
-            bump(&counters.unchanged_bodies, 1);
-        }
-        let state = if deferred {
-            FRONTIER_PENDING
-        } else if let Some(e) = out.error {
-            bump(&counters.errors, 1);
-            tracing::debug!(source = %run.source, url = %e.url, reason = %e.reason, "URL failed");
-            run.errors.push(e);
-            FRONTIER_FAILED
-        } else {
-            FRONTIER_DONE
-        };
-        meta.push((deferred, out.touch_keys.len() as u64, entry.url.clone()));
-        pages.push(PageCommit {
-            source: run.source.clone(),
-            run_id: run.run_id,
-            entry_id: entry.id,
-            state,
-            records: out.records,
-            touch_keys: out.touch_keys,
-            seen_ms,
-            new_entries: out.new_entries,
-            frontier_cap: run.frontier_cap,
-            fetch_state: out.fetch_state,
-        });
-    }
-    let done = match run.db.commit_pages(pages).await {
-        Ok(d) => d,
-        Err(e) => {
-            let first = meta.first().map(|m| m.2.as_str()).unwrap_or("");
-            run.set_fatal(format!(
-                "storing the results of {first} (and {} more URLs) failed: {e}",
-                meta.len().saturating_sub(1)
-            ));
-            return;
-        }
-    };
-    let (mut new, mut changed, mut same) = (0, 0, 0);
-    for (d, (deferred, touched, _)) in done.into_iter().zip(meta) {
-        if !deferred {
-            bump(&counters.pages, 1);
-        }
-        same += touched;
-        for o in d.outcomes {
-            match o {
-                PutOutcome::New => new += 1,
-                PutOutcome::Changed { .. } => changed += 1,
-                PutOutcome::Unchanged => same += 1,
-            }
-        }
-        bump(&counters.links_dropped, d.dropped);
-    }
-    bump(&counters.records_new, new);
-    bump(&counters.records_changed, changed);
-    bump(&counters.records_unchanged, same);
-    metrics::counter!(m::HARVEST_RECORDS_TOTAL, "change" => "new").increment(new);
-    metrics::counter!(m::HARVEST_RECORDS_TOTAL, "change" => "changed").increment(changed);
-    metrics::counter!(m::HARVEST_RECORDS_TOTAL, "change" => "unchanged").increment(same);
 }

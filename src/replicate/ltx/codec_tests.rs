@@ -194,7 +194,7 @@ fn encoder_refuses_bad_pages() {
     ));
     assert_eq!(
         e.write_page(5, &p).unwrap_err().kind(),
-        crate::replicate::ErrorKind::Usage
+        crate::replicate::CodecErrorKind::Usage
     );
 
     let mut s = Encoder::new(Vec::new(), Header::new(512, 3, 1, 1, TS)).unwrap();
@@ -277,7 +277,7 @@ fn decoder_rejects_hostile_frames() {
         let f = raw_file(&h, &frames, 0);
         let err = decode_file(&f).unwrap_err();
         assert!(err.to_string().contains(want), "{err} lacks {want:?}");
-        assert_eq!(err.kind(), crate::replicate::ErrorKind::Corrupt);
+        assert_eq!(err.kind(), crate::replicate::CodecErrorKind::Corrupt);
     }
     // A hand-built file with legal frames decodes, legacy frames included.
     let ok = raw_file(&h, &[(2, 0, p.clone()), (4, 1, p.clone())], 0);
@@ -385,7 +385,7 @@ fn every_truncation_is_an_error() {
         let err = decode_file(&f[..len]).unwrap_err();
         assert_eq!(
             err.kind(),
-            crate::replicate::ErrorKind::Corrupt,
+            crate::replicate::CodecErrorKind::Corrupt,
             "len {len}: {err}"
         );
         assert!(
@@ -560,7 +560,7 @@ proptest! {
         }
         match decode_file(&g) {
             Ok(d) => prop_assert_eq!(d.pages, pages),
-            Err(e) => prop_assert!(matches!(e.kind(), crate::replicate::ErrorKind::Corrupt)),
+            Err(e) => prop_assert!(matches!(e.kind(), crate::replicate::CodecErrorKind::Corrupt)),
         }
         let _ = read_page_index(&g);
     }
@@ -579,7 +579,7 @@ fn decoder_wants_a_page_sized_buffer() {
             actual: 100
         }
     ));
-    assert_eq!(e.kind(), crate::replicate::ErrorKind::Usage);
+    assert_eq!(e.kind(), crate::replicate::CodecErrorKind::Usage);
     // Nothing was consumed: the decoder still works with the right buffer.
     let mut buf = vec![0u8; 512];
     assert_eq!(d.read_page(&mut buf).unwrap(), Some(1));
