@@ -1,8 +1,6 @@
 //! Configuration through the real binary: precedence, and every rejection with exit codes.
 
 use crate::support;
-use std::time::Duration;
-
 use crate::support::{command, Server};
 
 fn write(dir: &std::path::Path, name: &str, body: &str) -> std::path::PathBuf {
@@ -222,7 +220,6 @@ fn unusable_data_dir_and_taken_port_fail_at_start_up() {
         "{err}"
     );
     drop(taken);
-    let _ = Duration::ZERO;
 }
 
 #[test]
@@ -262,71 +259,30 @@ fn allow_private_targets_flag_wins_over_file_and_env() {
 /// Starts `gleaner serve` (with `extra` flags), runs a source on a loopback site and
 /// returns the finished run.
 async fn serve_and_harvest_loopback(extra: &[&str]) -> serde_json::Value {
-    use crate::support::{client, ADMIN_TOKEN};
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let site = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(l, gleaner::demo::router(10)).await;
-    });
+    use crate::support::{registry_json, sample_site, Api, ADMIN_TOKEN};
+    let site = sample_site(10).await;
     let dir = tempfile::tempdir().unwrap();
     let srv = Server::start(
         dir.path(),
         extra,
         &[("GLEANER_HTTP__ADMIN_TOKEN", ADMIN_TOKEN)],
     );
-    let c = client();
-    let auth = format!("Bearer {ADMIN_TOKEN}");
-    let r = c
-        .post(srv.url("/v1/tenants"))
-        .header("authorization", &auth)
-        .json(&serde_json::json!({"id": "acme"}))
-        .send()
-        .await
-        .unwrap();
+    let api = Api::new(&srv);
+    api.create_tenant("acme").await;
+    let r = api
+        .admin(
+            "PUT",
+            "/v1/tenants/acme/sources/registry",
+            Some(&registry_json(site)),
+        )
+        .await;
     assert_eq!(r.status(), 201);
-    let src = |p: &str| srv.url(&format!("/v1/tenants/acme/sources/registry{p}"));
-    let def = serde_json::json!({
-        "kind": "html",
-        "start_urls": [format!("http://{site}/registry/list.jsp?page=1")],
-        "scope": {"max_depth": 0},
-        "extract": {"record": "tr.result", "key": {"field": "code"},
-            "fields": {"code": {"selector": "td.code"}}}
-    });
-    let r = c
-        .put(src(""))
-        .header("authorization", &auth)
-        .json(&def)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let r = c
-        .post(src("/runs"))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let run_id = r.json::<serde_json::Value>().await.unwrap()["run_id"]
+    let run_id = api.start_run("acme", "registry").await["run_id"]
         .as_i64()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let run = loop {
-        let v: serde_json::Value = c
-            .get(src(&format!("/runs/{run_id}")))
-            .header("authorization", &auth)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if v["status"] != "running" {
-            break v;
-        }
-        assert!(std::time::Instant::now() < deadline, "run did not end: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let run = api
+        .wait_run(&format!("/v1/tenants/acme/sources/registry/runs/{run_id}"))
+        .await;
     assert!(srv.stop().success());
     run
 }

@@ -56,17 +56,6 @@ fn seed() -> u64 {
 fn env(replicas: &Replicas) -> Vec<(&'static str, String)> {
     let mut v = vec![
         ("GLEANER_HTTP__ADMIN_TOKEN", support::ADMIN_TOKEN.to_owned()),
-        // Writes as fast as it can; rate limiting is tested elsewhere.
-        (
-            "GLEANER_LIMITS__KEY_REQUESTS_PER_SECOND",
-            "100000".to_owned(),
-        ),
-        ("GLEANER_LIMITS__KEY_BURST", "100000".to_owned()),
-        (
-            "GLEANER_LIMITS__TENANT_REQUESTS_PER_SECOND",
-            "100000".to_owned(),
-        ),
-        ("GLEANER_LIMITS__TENANT_BURST", "100000".to_owned()),
         ("GLEANER_REPLICATE__ENABLED", "true".to_owned()),
         ("GLEANER_REPLICATE__SYNC_INTERVAL_MS", "50".to_owned()),
         // Checkpoint often, so kills land around checkpoints and snapshots too.
@@ -79,6 +68,8 @@ fn env(replicas: &Replicas) -> Vec<(&'static str, String)> {
             "1".to_owned(),
         ),
     ];
+    // Writes as fast as it can; rate limiting is tested elsewhere.
+    v.extend(support::NO_RATE_LIMITS.map(|(k, v)| (k, v.to_owned())));
     v.extend(replicas.server_env());
     v
 }
@@ -338,17 +329,10 @@ fn check_after_kill(data: &Path, replicas: &Replicas, acked: &Acked, work: &Path
 /// Starts the server and kills it before (or soon after) it reports listening: recovery,
 /// restore-on-start and the first syncs get interrupted too.
 fn kill_during_startup(data: &Path, env: &[(&str, &str)], after: Duration) {
-    let mut cmd = support::command();
-    cmd.arg("serve")
-        .arg("--log-format")
-        .arg("json")
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--listen", "127.0.0.1:0"])
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    let mut cmd = support::Server::command(data, &[], env);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = cmd.spawn().expect("spawn gleaner");
+    // Not a wait for anything: the kill lands at this random moment of start-up.
     std::thread::sleep(after);
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     support::wait_exit(&mut child, Duration::from_secs(10));
@@ -379,16 +363,9 @@ fn sigkill_loop_loses_no_acknowledged_write() {
     // The tenants exist (and are replicated) before the first kill.
     let server = support::Server::start(&data, &[], &env_ref);
     rt.block_on(async {
-        let c = support::client();
+        let api = support::Api::new(&server);
         for t in TENANTS {
-            let r = c
-                .post(server.url("/v1/tenants"))
-                .bearer_auth(support::ADMIN_TOKEN)
-                .json(&serde_json::json!({ "id": t }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status().as_u16(), 201, "create tenant {t}");
+            api.create_tenant(t).await;
         }
     });
     drop(server);
@@ -426,6 +403,7 @@ fn sigkill_loop_loses_no_acknowledged_write() {
             stop.clone(),
             acked.clone(),
         ));
+        // The random kill moment is the test's point, not a wait for a condition.
         rt.block_on(async { tokio::time::sleep(kill_at).await });
         server.signal(libc::SIGKILL);
         stop.store(true, Ordering::Relaxed);

@@ -203,13 +203,8 @@ fn full_disk(replicate: bool) {
     };
     let replica_root = dir.path().join("replica");
     let replica_url = format!("file://{}", replica_root.display());
-    let mut env = vec![
-        ("GLEANER_HTTP__ADMIN_TOKEN", support::ADMIN_TOKEN),
-        ("GLEANER_LIMITS__KEY_REQUESTS_PER_SECOND", "100000"),
-        ("GLEANER_LIMITS__KEY_BURST", "100000"),
-        ("GLEANER_LIMITS__TENANT_REQUESTS_PER_SECOND", "100000"),
-        ("GLEANER_LIMITS__TENANT_BURST", "100000"),
-    ];
+    let mut env = vec![("GLEANER_HTTP__ADMIN_TOKEN", support::ADMIN_TOKEN)];
+    env.extend(support::NO_RATE_LIMITS);
     if replicate {
         env.extend([
             ("GLEANER_REPLICATE__ENABLED", "true"),
@@ -222,7 +217,8 @@ fn full_disk(replicate: bool) {
         .enable_all()
         .build()
         .unwrap();
-    let client = support::client();
+    let api = support::Api::new(&server);
+    let client = api.c.clone();
     let tenant_db = data.join("tenants").join(format!("{TENANT}.db"));
     let mut acked: Vec<String> = Vec::new();
     let mut refusals: Vec<(u16, String)> = Vec::new();
@@ -230,14 +226,7 @@ fn full_disk(replicate: bool) {
     let data_str = data.to_str().unwrap();
 
     rt.block_on(async {
-        let r = client
-            .post(server.url("/v1/tenants"))
-            .bearer_auth(support::ADMIN_TOKEN)
-            .json(&serde_json::json!({ "id": TENANT }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 201);
+        api.create_tenant(TENANT).await;
         let mut w = Writer {
             client: client.clone(),
             url: server.url(&format!("/v1/tenants/{TENANT}/records")),
@@ -276,13 +265,8 @@ fn full_disk(replicate: bool) {
 
         // While full: creating a tenant (a new database file) is refused as cleanly, and
         // reads still answer.
-        let r = client
-            .post(server.url("/v1/tenants"))
-            .bearer_auth(support::ADMIN_TOKEN)
-            .json(&serde_json::json!({ "id": "another" }))
-            .send()
-            .await
-            .unwrap();
+        let another = serde_json::json!({ "id": "another" });
+        let r = api.admin("POST", "/v1/tenants", Some(&another)).await;
         let s = r.status().as_u16();
         let retry = r.headers().contains_key("retry-after");
         let body = r.text().await.unwrap();
@@ -295,42 +279,42 @@ fn full_disk(replicate: bool) {
             !data.join("tenants").join("another.db").exists(),
             "a refused tenant creation left its database file behind"
         );
-        let r = client
-            .get(server.url(&format!("/v1/tenants/{TENANT}/records?limit=5")))
-            .bearer_auth(support::ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let r = api
+            .admin(
+                "GET",
+                &format!("/v1/tenants/{TENANT}/records?limit=5"),
+                None,
+            )
+            .await;
         assert_eq!(r.status().as_u16(), 200, "reads fail on a full disk");
         if replicate {
             // The variant means something only if shipping met the full disk too.
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                let m = client
-                    .get(server.url("/metrics"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
-                let errors: f64 = m
-                    .lines()
-                    .find_map(|l| l.strip_prefix("gleaner_replication_sync_errors_total "))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0.0);
-                if errors > 0.0 {
-                    eprintln!("disk_full: {errors} replication sync errors while full");
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "replication never failed on the full disk: the variant tests nothing"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            let errors = support::eventually(
+                Duration::from_secs(20),
+                "replication to fail on the full disk (else the variant tests nothing)",
+                || async {
+                    let m = api
+                        .send("GET", "/metrics", None, None)
+                        .await
+                        .text()
+                        .await
+                        .unwrap();
+                    let errors: f64 = m
+                        .lines()
+                        .find_map(|l| l.strip_prefix("gleaner_replication_sync_errors_total "))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0.0);
+                    if errors > 0.0 {
+                        Ok(errors)
+                    } else {
+                        Err("no replication sync error".into())
+                    }
+                },
+            )
+            .await;
+            eprintln!("disk_full: {errors} replication sync errors while full");
         }
-        let r = client.get(server.url("/healthz")).send().await.unwrap();
+        let r = api.send("GET", "/healthz", None, None).await;
         assert_eq!(r.status().as_u16(), 200, "the process is not alive");
     });
     assert_all_ok(&data, "while full");
@@ -373,14 +357,7 @@ fn full_disk(replicate: bool) {
                 Outcome::Refused(s, c) => panic!("a write after recovery was refused: {s} {c}"),
             }
         }
-        let r = client
-            .post(server.url("/v1/tenants"))
-            .bearer_auth(support::ADMIN_TOKEN)
-            .json(&serde_json::json!({ "id": "another" }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 201, "tenant creation after recovery");
+        api.create_tenant("another").await;
     });
     assert_all_ok(&data, "after recovery");
     let have = stored_keys(&tenant_db);

@@ -4,33 +4,18 @@
 //! columns to a file; bad flags are refused with exit 2.
 
 use crate::support;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Output;
 
 use crate::support::*;
 use serde_json::Value;
 
-const SECRET: (&str, &str) = (
-    "GLEANER_AUTH__SECRET",
-    "test-server-secret-0123456789abcdef",
-);
-
-async fn sample_site(entities: u32) -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(l, gleaner::demo::router(entities)).await;
-    });
-    addr
-}
-
 fn run(data: &Path, args: &[&str]) -> Output {
     support::command()
         .args(args)
         .arg("--data-dir")
         .arg(data)
-        .env(SECRET.0, SECRET.1)
+        .env(AUTH_SECRET.0, AUTH_SECRET.1)
         .output()
         .unwrap()
 }
@@ -68,37 +53,10 @@ async fn export_removed_records_and_csv_like_the_api() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let def = dir.path().join("registry.toml");
-    std::fs::write(
-        &def,
-        format!(
-            r#"
-id = "registry"
-kind = "html"
-start_urls = ["http://{site}/registry/list.jsp?page=1"]
-[scope]
-max_depth = 0
-[next]
-selector = "a.next"
-[extract]
-record = "tr.result"
-key = {{ field = "code" }}
-[extract.fields.code]
-selector = "td.code"
-[extract.fields.title]
-selector = "td.title"
-"#
-        ),
-    )
-    .unwrap();
+    std::fs::write(&def, registry_toml(site)).unwrap();
     let r1 = harvest(&data, &def).await;
     assert_eq!(r1["counts"]["records_new"], 60, "{r1}");
-    let st = client()
-        .post(format!("http://{site}/_control/revision/1"))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(st, 204);
+    control(site, "revision/1").await;
     let r2 = harvest(&data, &def).await;
     let removed = r2["counts"]["records_removed"].as_u64().unwrap();
     assert!(removed > 0, "{r2}");
@@ -124,22 +82,21 @@ selector = "td.title"
 
     // The API's export of the same filter is the same bytes.
     let srv = start(dir.path(), "");
-    let api_body = client()
-        .get(srv.url("/v1/tenants/t/export?removed=true"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
+    let api = Api::new(&srv);
+    let api_body = api
+        .admin("GET", "/v1/tenants/t/export?removed=true", None)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
     assert_eq!(api_body, text(&out.stdout));
-    let api_csv = client()
-        .get(srv.url("/v1/tenants/t/export?format=csv&fields=code,title&source=registry"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
+    let api_csv = api
+        .admin(
+            "GET",
+            "/v1/tenants/t/export?format=csv&fields=code,title&source=registry",
+            None,
+        )
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

@@ -40,41 +40,15 @@ async fn killed_run_resumes_without_refetching() {
             }
         },
     ));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
+    let addr = support::serve(app).await;
 
     let dir = tempfile::tempdir().unwrap();
     let def = dir.path().join("registry.toml");
-    std::fs::write(
-        &def,
-        format!(
-            r##"
-id = "registry"
-kind = "html"
-start_urls = ["http://{addr}/registry/list.jsp?page=1"]
-[scope]
-max_depth = 0
-max_pages = 10000
-[next]
-selector = "a.next"
-[extract]
-record = "tr.result"
-key = {{ field = "code" }}
-[extract.fields.code]
-selector = "td.code"
-[extract.fields.title]
-selector = "td.title"
-[extract.detail]
-link = "td.code a"
-[extract.detail.fields.sector]
-selector = "#sector"
-"##
-        ),
-    )
-    .unwrap();
+    // Enough pages for every listing and detail page of the site.
+    let source = support::registry_detail_toml(addr)
+        .replace("max_depth = 0\n", "max_depth = 0\nmax_pages = 10000\n");
+    assert!(source.contains("max_pages = 10000"));
+    std::fs::write(&def, source).unwrap();
     let data = dir.path().join("data");
     let harvest = || {
         let mut c = support::command();

@@ -21,6 +21,8 @@ use gleaner::store::{CheckpointPolicy, Store};
 use gleaner::tenant::TenantId;
 use serde::Deserialize;
 
+use crate::support::{control, registry_detail_toml, sample_site, serve};
+
 struct Env {
     _dir: Option<tempfile::TempDir>,
     store: Arc<Store>,
@@ -92,51 +94,15 @@ impl Env {
     }
 }
 
-async fn serve(router: Router) -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(l, router).await;
-    });
-    addr
-}
-
-fn registry_def(addr: SocketAddr) -> String {
-    format!(
-        r##"
-id = "registry"
-kind = "html"
-start_urls = ["http://{addr}/registry/list.jsp?page=1"]
-[scope]
-max_depth = 0
-[next]
-selector = "a.next"
-[extract]
-record = "tr.result"
-key = {{ field = "code" }}
-[extract.fields.code]
-selector = "td.code"
-[extract.fields.title]
-selector = "td.title"
-[extract.detail]
-link = "td.code a"
-[extract.detail.fields.sector]
-selector = "#sector"
-[extract.detail.fields.fee]
-selector = "#fee"
-"##
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn html_registry_unchanged_then_changed_and_removed() {
-    let site = serve(gleaner::demo::router(300)).await;
+    let site = sample_site(300).await;
     let e = env(HarvestConfig {
         dictionary_min_records: 100,
         ..test_cfg()
     })
     .await;
-    e.put(&registry_def(site)).await;
+    e.put(&registry_detail_toml(site)).await;
 
     let r1 = e.run("registry").await;
     assert_eq!(r1.status, "succeeded", "{r1:?}");
@@ -175,14 +141,7 @@ async fn html_registry_unchanged_then_changed_and_removed() {
     assert_eq!(r2.counts.records_new + r2.counts.records_changed, 0);
     assert_eq!(r2.counts.records_removed, 0);
 
-    let c = reqwest::Client::new();
-    let st = c
-        .post(format!("http://{site}/_control/revision/1"))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(st, 204);
+    control(site, "revision/1").await;
     let r3 = e.run("registry").await;
     assert_eq!(r3.status, "succeeded", "{r3:?}");
     assert!(r3.complete);
@@ -247,7 +206,7 @@ async fn html_registry_unchanged_then_changed_and_removed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth2_api_sitemap_and_feed_of_the_sample_site() {
-    let site = serve(gleaner::demo::router(250)).await;
+    let site = sample_site(250).await;
     let e = env(test_cfg()).await;
     e.db()
         .await
@@ -526,13 +485,13 @@ key = {{ field = "id" }}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_targets_are_blocked_unless_allowed() {
-    let site = serve(gleaner::demo::router(10)).await;
+    let site = sample_site(10).await;
     let e = env(HarvestConfig {
         allow_private_targets: false,
         ..test_cfg()
     })
     .await;
-    e.put(&registry_def(site)).await;
+    e.put(&registry_detail_toml(site)).await;
     let r = e.run("registry").await;
     assert_eq!(r.status, "failed");
     assert_eq!(r.errors[0].kind, "blocked", "{r:?}");
@@ -541,7 +500,7 @@ async fn private_targets_are_blocked_unless_allowed() {
         ..test_cfg()
     })
     .await;
-    e.put(&registry_def(site).replace("127.0.0.1", "localhost"))
+    e.put(&registry_detail_toml(site).replace("127.0.0.1", "localhost"))
         .await;
     let r = e.run("registry").await;
     assert_eq!(
@@ -768,9 +727,9 @@ refresh_token = "secret:watch-refresh"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduler_starts_due_sources_and_moves_their_next_run() {
-    let site = serve(gleaner::demo::router(20)).await;
+    let site = sample_site(20).await;
     let e = env(test_cfg()).await;
-    e.put(&registry_def(site).replace(
+    e.put(&registry_detail_toml(site).replace(
         "kind = \"html\"",
         "kind = \"html\"\nschedule = \"1h\"\nfreshness = \"2h\"",
     ))
@@ -1238,29 +1197,19 @@ async fn harvested_once(def: &str) -> Env {
     e
 }
 
-async fn control(site: SocketAddr, path: &str) {
-    let st = reqwest::Client::new()
-        .post(format!("http://{site}/_control/{path}"))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(st, 204, "{path}");
-}
-
 /// The JSP case: sessions that last a few detail pages. Each detail past that is answered
 /// 302 → the start listing; extracted as the detail page it would store records without
 /// their detail fields over complete versions. The run must renew the session and store
 /// every record exactly as a harvest without expiry does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_lost_mid_run_is_renewed_and_every_record_stays_whole() {
-    let site = serve(gleaner::demo::router(60)).await;
-    let e = harvested_once(&registry_def(site)).await;
+    let site = sample_site(60).await;
+    let e = harvested_once(&registry_detail_toml(site)).await;
 
     // What revision 1 looks like harvested with sessions that never expire.
     control(site, "revision/1").await;
     let reference = env(test_cfg()).await;
-    reference.put(&registry_def(site)).await;
+    reference.put(&registry_detail_toml(site)).await;
     let rr = reference.run("registry").await;
     assert!(rr.complete && rr.counts.records_new == 57, "{rr:?}");
     let expected = stored_records(&reference, 60).await;
@@ -1299,8 +1248,8 @@ async fn a_session_lost_mid_run_is_renewed_and_every_record_stays_whole() {
 /// nothing removed although three entities are gone from the listing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_that_cannot_be_renewed_fails_its_pages_and_keeps_every_record() {
-    let site = serve(gleaner::demo::router(60)).await;
-    let e = harvested_once(&registry_def(site)).await;
+    let site = sample_site(60).await;
+    let e = harvested_once(&registry_detail_toml(site)).await;
     let before = stored_records(&e, 60).await;
 
     control(site, "revision/1").await;
@@ -1337,8 +1286,8 @@ async fn a_session_that_cannot_be_renewed_fails_its_pages_and_keeps_every_record
 /// stays, and the run marks nothing removed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_detail_page_without_a_required_field_keeps_the_stored_version() {
-    let site = serve(gleaner::demo::router(60)).await;
-    let def = registry_def(site).replace(
+    let site = sample_site(60).await;
+    let def = registry_detail_toml(site).replace(
         "[extract.detail.fields.sector]\nselector = \"#sector\"\n",
         "[extract.detail.fields.sector]\nselector = \"#sector\"\nrequired = true\n",
     ) + "[session]\nredirect_to_start = false\n";

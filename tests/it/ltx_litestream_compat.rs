@@ -10,7 +10,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gleaner::replicate::apply::apply_files;
 use gleaner::replicate::ltx::{
@@ -22,29 +22,16 @@ use gleaner::replicate::wal::{scan_slice, WalHeader};
 use gleaner::replicate::Error;
 use rusqlite::Connection;
 
-// ---------------------------------------------------------------------------------------
-// The peer binary.
+use crate::support::{ls_cmd, wait_exit, wait_until};
 
-fn litestream() -> PathBuf {
-    let path = match std::env::var_os("GLEANER_LITESTREAM") {
-        Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/litestream"),
-    };
-    assert!(
-        path.is_file(),
-        "litestream binary not found at {}: run `bash scripts/install-litestream.sh` \
-         (or set GLEANER_LITESTREAM to a litestream 0.5.17 binary)",
-        path.display()
-    );
-    path
-}
+// ---------------------------------------------------------------------------------------
+// The peer binary (support::peers).
 
 fn ls_command(args: &[&str]) -> Command {
-    let mut c = Command::new(litestream());
+    // Without AWS_* (0.5.17 refuses to build its S3 client when AWS_CA_BUNDLE is set, and
+    // the variables are meaningless for file replicas anyway).
+    let mut c = ls_cmd();
     c.args(args);
-    // 0.5.17 refuses to build its S3 client when AWS_CA_BUNDLE is set, and the variable
-    // is meaningless for file replicas anyway.
-    c.env_remove("AWS_CA_BUNDLE");
     c
 }
 
@@ -452,14 +439,6 @@ fn count_files(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + deadline;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 struct Replicator(Child);
 
 impl Drop for Replicator {
@@ -474,15 +453,8 @@ fn interrupt_and_wait(r: &mut Replicator) {
     let pid = r.0.id() as libc::pid_t;
     // SAFETY: plain kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let end = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(status) = r.0.try_wait().unwrap() {
-            assert!(status.success(), "litestream exited with {status:?}");
-            return;
-        }
-        assert!(Instant::now() < end, "litestream did not stop after SIGINT");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let status = wait_exit(&mut r.0, Duration::from_secs(15));
+    assert!(status.success(), "litestream exited with {status:?}");
 }
 
 #[test]
@@ -516,7 +488,7 @@ fn litestream_replica_decodes_and_restores_with_ours() {
         .expect("start litestream replicate");
     let mut rep = Replicator(child);
     let l0_dir = replica.join("ltx/0");
-    wait_for("the first L0 file", Duration::from_secs(10), || {
+    wait_until(Duration::from_secs(10), "the first L0 file", || {
         count_files(&l0_dir) > 0
     });
 
@@ -525,9 +497,9 @@ fn litestream_replica_decodes_and_restores_with_ours() {
         let before = count_files(&l0_dir);
         c.execute("INSERT INTO t(body) VALUES (?1)", [format!("small {i}")])
             .unwrap();
-        wait_for(
-            "an L0 file per small transaction",
+        wait_until(
             Duration::from_secs(5),
+            "an L0 file per small transaction",
             || count_files(&l0_dir) > before,
         );
     }
@@ -539,24 +511,25 @@ fn litestream_replica_decodes_and_restores_with_ours() {
          UPDATE t SET body = 'u' || id WHERE id % 7 = 0;",
     )
     .unwrap();
-    wait_for(
-        "the big transaction's L0 file",
+    wait_until(
         Duration::from_secs(5),
+        "the big transaction's L0 file",
         || count_files(&l0_dir) > before,
     );
     let before = count_files(&l0_dir);
     c.execute_batch("DELETE FROM t WHERE id > 200; VACUUM;")
         .unwrap();
-    wait_for("the VACUUM's L0 file", Duration::from_secs(5), || {
+    wait_until(Duration::from_secs(5), "the VACUUM's L0 file", || {
         count_files(&l0_dir) > before
     });
 
     // Keep writing a little until Litestream has made L1, L2 and L9 files.
     let mut i = 0;
-    wait_for("L1, L2 and L9 files", Duration::from_secs(25), || {
+    wait_until(Duration::from_secs(25), "L1, L2 and L9 files", || {
         i += 1;
         c.execute("INSERT INTO t(body) VALUES (?1)", [format!("tick {i}")])
             .unwrap();
+        // Pacing: one small write per step, so the levels fill from several syncs.
         std::thread::sleep(Duration::from_millis(200));
         [1, 2, 9]
             .iter()
@@ -568,7 +541,7 @@ fn litestream_replica_decodes_and_restores_with_ours() {
         .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
         .unwrap();
     let before = count_files(&l0_dir);
-    wait_for("the last L0 file", Duration::from_secs(5), || {
+    wait_until(Duration::from_secs(5), "the last L0 file", || {
         count_files(&l0_dir) > before
     });
     interrupt_and_wait(&mut rep);

@@ -133,6 +133,8 @@ fn gleaner_to_litestream(b: &Backend, dir: &Path) {
         }
         if i % 500 == 0 {
             let txid = caught_up(b, &src, dir);
+            // A time window, not a wait: `after` must be clearly later than this state's
+            // files and earlier than the next state's, for the -timestamp restores below.
             std::thread::sleep(Duration::from_millis(30));
             let after = SystemTime::now();
             std::thread::sleep(Duration::from_millis(30));
@@ -203,40 +205,11 @@ fn gleaner_to_litestream(b: &Backend, dir: &Path) {
     }
 
     // The replicator compacted and snapshotted along the way (levels 1 and 9 exist).
-    let count = |level: u8| -> usize {
-        match b {
-            Backend::File(root) => std::fs::read_dir(root.join("ltx").join(level.to_string()))
-                .map(|d| d.count())
-                .unwrap_or(0),
-            Backend::S3 {
-                endpoint,
-                bucket,
-                path,
-            } => {
-                use gleaner::replicate::client::ReplicaClient;
-                use gleaner::replicate::s3_client::{sdk_client, S3Client, S3Options};
-                let opts = S3Options {
-                    region: "us-east-1".into(),
-                    endpoint: Some(endpoint.clone()),
-                    force_path_style: true,
-                    credentials: Some((ACCESS_KEY.into(), SECRET_KEY.into())),
-                    sse: None,
-                    sse_kms_key_id: None,
-                    checksum: gleaner::config::ChecksumMode::WhenRequired,
-                };
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    let c = S3Client::new(sdk_client(&opts).await, bucket, path, &opts);
-                    c.list(level).await.unwrap().len()
-                })
-            }
-        }
-    };
-    assert!(count(1) > 0, "no level-1 compaction in the replica");
-    assert!(count(9) > 0, "no snapshot in the replica");
+    assert!(
+        replica_files(b, 1) > 0,
+        "no level-1 compaction in the replica"
+    );
+    assert!(replica_files(b, 9) > 0, "no snapshot in the replica");
 
     // verify agrees.
     let mut v = command();
@@ -276,10 +249,26 @@ fn litestream_to_gleaner(b: &Backend, dir: &Path) {
             c.execute_batch("VACUUM").unwrap();
         }
         if i % 100 == 0 {
+            // Pacing, not waiting: spreads the workload over several of litestream's
+            // sync, compaction (2 s) and snapshot (3 s) intervals.
             std::thread::sleep(Duration::from_millis(400));
         }
     }
-    std::thread::sleep(Duration::from_millis(3500));
+    // litestream has shipped everything (its own restore is the source) and has compacted
+    // and snapshotted, so gleaner reads levels 0, 1 and 9 below.
+    let want = content(&src);
+    let probe = dir.join("ls-probe.db");
+    wait_until(
+        Duration::from_secs(60),
+        "litestream's replica to hold the source, a level-1 compaction and a snapshot",
+        || {
+            let _ = std::fs::remove_file(&probe);
+            replica_files(b, 1) > 0
+                && replica_files(b, 9) > 0
+                && litestream_restore(b, &[], &probe).is_ok()
+                && content(&probe) == want
+        },
+    );
     signal(&child, libc::SIGINT);
     let st = wait_exit(&mut child, Duration::from_secs(30));
     assert!(

@@ -58,12 +58,19 @@ async fn hooks_behave() {
     // Exclusive: a write queued while the job runs commits only after it.
     let control = store.control().clone();
     let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (sending_tx, sending_rx) = std::sync::mpsc::channel();
     let job = tokio::spawn({
         let control = control.clone();
         async move {
             control
                 .exclusive(move || {
                     started_tx.send(()).unwrap();
+                    // Hold until the write below is on its way, however late its task
+                    // runs; then a grace for it to reach the writer's queue, which the
+                    // store does not expose to wait on.
+                    sending_rx
+                        .recv_timeout(Duration::from_secs(30))
+                        .expect("the write task never ran");
                     std::thread::sleep(Duration::from_millis(300));
                     (Instant::now(), Some(CheckpointMode::Passive))
                 })
@@ -76,6 +83,7 @@ async fn hooks_behave() {
         .unwrap();
     let s2 = Arc::clone(&store);
     let write = tokio::spawn(async move {
+        sending_tx.send(()).unwrap();
         s2.create_tenant(&TenantId::parse("beta").unwrap(), "Beta")
             .await
             .unwrap();

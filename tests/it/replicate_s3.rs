@@ -321,7 +321,8 @@ fn tenant_erasure_removes_every_replica_object() {
     assert_eq!(v["erase"]["status"], "done", "{v}");
     assert_eq!(s3_objects("gone"), 0, "S3 objects left after erasure");
     assert_eq!(file_objects("gone"), 0, "files left after erasure");
-    // Nothing ships behind the erasure (the database was closed before it).
+    // Nothing ships behind the erasure (the database was closed before it). An absence
+    // cannot be polled for: this waits out five of the configured 100 ms sync intervals.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(s3_objects("gone"), 0, "an upload followed the erasure");
     assert!(

@@ -2,14 +2,10 @@
 
 use crate::support;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::support::{client, json_error, Server, ADMIN_TOKEN};
-
-fn admin_env() -> [(&'static str, &'static str); 1] {
-    [("GLEANER_HTTP__ADMIN_TOKEN", ADMIN_TOKEN)]
-}
+use crate::support::{client, json_error, wait_until, Api, Server, ADMIN_TOKEN};
 
 #[tokio::test]
 async fn health_ready_and_prometheus_metrics() {
@@ -91,7 +87,7 @@ async fn health_ready_and_prometheus_metrics() {
 }
 
 /// GET with the path sent exactly as given; returns (status, body).
-fn raw_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+fn raw_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
@@ -109,12 +105,36 @@ fn raw_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     (status, body)
 }
 
-/// Sends a request head, then the body in slow pieces, and returns the raw response.
+/// Whether the server end of the connection `server` ← `client` has read everything sent
+/// to it: its receive queue in /proc/net/tcp is empty (the kernel completes connections the
+/// server has not accepted yet too, with what we sent waiting in their queue).
+fn server_has_read(server: SocketAddr, client: SocketAddr) -> bool {
+    let hex = |a: SocketAddr| match a {
+        SocketAddr::V4(a) => format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(a.ip().octets()),
+            a.port()
+        ),
+        SocketAddr::V6(_) => unreachable!("the test server listens on 127.0.0.1"),
+    };
+    let (local, remote) = (hex(server), hex(client));
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 4
+            && f[1] == local
+            && f[2] == remote
+            && f[4].split_once(':').is_some_and(|(_, rx)| rx == "00000000")
+    })
+}
+
+/// Sends a request head and half the body, calls `before_rest` with the client's address,
+/// then sends the rest in slow pieces and returns the raw response.
 fn slow_post(
-    addr: std::net::SocketAddr,
+    addr: SocketAddr,
     path: &str,
     body: &[u8],
-    before_rest: impl FnOnce(),
+    before_rest: impl FnOnce(SocketAddr),
 ) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
@@ -127,8 +147,9 @@ fn slow_post(
     let (first, rest) = body.split_at(body.len() / 2);
     s.write_all(first).unwrap();
     s.flush().unwrap();
-    before_rest();
+    before_rest(s.local_addr().unwrap());
     for chunk in rest.chunks(4) {
+        // Pacing: the slow client is the test's point.
         std::thread::sleep(Duration::from_millis(100));
         s.write_all(chunk).unwrap();
     }
@@ -140,19 +161,25 @@ fn slow_post(
 #[tokio::test]
 async fn sigterm_lets_a_slow_request_finish_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let mut srv = Server::start(dir.path(), &[], &admin_env());
+    let mut srv = Server::start_admin(dir.path());
     let addr = srv.addr;
     let pid = srv.child.id() as i32;
     let body = br#"{"id":"slowpoke","display_name":"Slow Poke Inc"}"#;
     let resp = tokio::task::spawn_blocking(move || {
-        slow_post(addr, "/v1/tenants", body, || {
-            std::thread::sleep(Duration::from_millis(200));
+        slow_post(addr, "/v1/tenants", body, |client| {
+            // The request is in flight: the server has read its head and half its body.
+            wait_until(
+                Duration::from_secs(10),
+                "the server to read the slow request's head",
+                || server_has_read(addr, client),
+            );
             unsafe { libc::kill(pid, libc::SIGTERM) };
-            std::thread::sleep(Duration::from_millis(300));
-            // The listener is closed: new connections are refused while the old one runs.
-            assert!(
-                TcpStream::connect(addr).is_err(),
-                "server still accepting after SIGTERM"
+            // The listener closes: new connections are refused while the old one runs (its
+            // rest is only sent after this returns).
+            wait_until(
+                Duration::from_secs(10),
+                "the server to stop accepting after SIGTERM",
+                || TcpStream::connect(addr).is_err(),
             );
         })
     })
@@ -166,18 +193,12 @@ async fn sigterm_lets_a_slow_request_finish_and_exits_zero() {
     assert!(log.contains("\"drained\":\"Clean\""), "{log}");
 
     // The write acknowledged during shutdown is on disk.
-    let srv = Server::start(dir.path(), &[], &admin_env());
-    let r = client()
-        .get(srv.url("/v1/tenants/slowpoke"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.json::<serde_json::Value>().await.unwrap()["display_name"],
-        "Slow Poke Inc"
-    );
+    let srv = Server::start_admin(dir.path());
+    let (s, v) = Api::new(&srv)
+        .call("GET", "/v1/tenants/slowpoke", Some(ADMIN_TOKEN), None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["display_name"], "Slow Poke Inc");
     assert!(srv.stop().success());
 }
 
@@ -286,36 +307,17 @@ async fn rejects_bad_requests_with_json_errors_and_stays_up() {
     assert!(files.is_empty(), "no tenant file may be created: {files:?}");
 
     // Auth failures and unknown tenants are JSON too.
-    let r = c.get(srv.url("/v1/tenants")).send().await.unwrap();
-    assert_eq!(json_error(r).await.0, 401);
-    let r = c
-        .get(srv.url("/v1/tenants"))
-        .bearer_auth("wrong-token-wrong-token")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_error(r).await.0, 401);
-    let r = c
-        .get(srv.url("/v1/tenants/ghost"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_error(r).await.0, 404);
-    let r = c
-        .get(srv.url("/v1/tenants?limit=0"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_error(r).await.0, 400);
-    let r = c
-        .get(srv.url("/v1/tenants?limit=abc"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_error(r).await.0, 400);
+    let api = Api::new(&srv);
+    for (path, token, status) in [
+        ("/v1/tenants", None, 401),
+        ("/v1/tenants", Some("wrong-token-wrong-token"), 401),
+        ("/v1/tenants/ghost", Some(ADMIN_TOKEN), 404),
+        ("/v1/tenants?limit=0", Some(ADMIN_TOKEN), 400),
+        ("/v1/tenants?limit=abc", Some(ADMIN_TOKEN), 400),
+    ] {
+        let r = api.send("GET", path, token, None).await;
+        assert_eq!(json_error(r).await.0, status, "GET {path}");
+    }
     let r = c.delete(srv.url("/healthz")).send().await.unwrap();
     let (status, code, _) = json_error(r).await;
     assert_eq!((status, code.as_str()), (405, "method_not_allowed"));

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gleaner::config::StoreConfig;
 use gleaner::store::{encode_payload, CheckpointPolicy, PutOutcome, RecordWrite, Store};
@@ -136,11 +136,17 @@ async fn unknown_tenant_and_reopen_after_idle_close() {
     // At most two open; the least recently used one was closed to make room.
     assert!(store.open_tenant_count().await <= 2);
     // The idle sweeper closes the rest; reopening finds the data.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while store.open_tenant_count().await > 0 {
-        assert!(Instant::now() < deadline, "idle databases were not closed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::support::eventually(
+        Duration::from_secs(10),
+        "the idle databases to be closed",
+        || async {
+            match store.open_tenant_count().await {
+                0 => Ok(()),
+                n => Err(format!("{n} open")),
+            }
+        },
+    )
+    .await;
     let db = store
         .tenant_db(&TenantId::parse("a").unwrap())
         .await
@@ -238,6 +244,8 @@ fn sigkill_during_writes_never_loses_an_acknowledged_write() {
         rng_state ^= rng_state << 13;
         rng_state ^= rng_state >> 7;
         rng_state ^= rng_state << 17;
+        // Not a wait for a condition (the first ack above was that): the kill lands at a
+        // pseudo-random moment into the writes, which is what the test is about.
         std::thread::sleep(Duration::from_millis(20 + rng_state % 300));
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         child.wait().unwrap();

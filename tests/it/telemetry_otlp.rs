@@ -8,15 +8,13 @@
 use crate::support;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use crate::support::{client, Server, ADMIN_TOKEN};
+use crate::support::{client, registry_json, sample_site, serve, Api, Server, ADMIN_TOKEN};
 use axum::body::Bytes;
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
-use serde_json::json;
 
 type Received = Arc<Mutex<Vec<Span>>>;
 
@@ -46,11 +44,7 @@ async fn receiver() -> (String, Received) {
             }
         }),
     );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/traces", l.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
+    let url = format!("http://{}/v1/traces", serve(app).await);
     (url, got)
 }
 
@@ -64,11 +58,7 @@ fn names(spans: &[Span]) -> HashMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_reach_an_otlp_receiver_with_the_run_as_their_root() {
-    let site = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let site_addr = site.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(site, gleaner::demo::router(120)).await;
-    });
+    let site_addr = sample_site(120).await;
     let (endpoint, got) = receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let srv = Server::start(
@@ -80,59 +70,21 @@ async fn spans_reach_an_otlp_receiver_with_the_run_as_their_root() {
             ("GLEANER_LOG__OTLP_ENDPOINT", endpoint.as_str()),
         ],
     );
-    let c = client();
-    let auth = format!("Bearer {ADMIN_TOKEN}");
-    let r = c
-        .post(srv.url("/v1/tenants"))
-        .header("authorization", &auth)
-        .json(&json!({"id": "acme"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let def = json!({
-        "kind": "html",
-        "start_urls": [format!("http://{site_addr}/registry/list.jsp?page=1")],
-        "scope": {"max_depth": 0},
-        "next": {"selector": "a.next"},
-        "extract": {"record": "tr.result", "key": {"field": "code"},
-            "fields": {"code": {"selector": "td.code"}, "title": {"selector": "td.title"}}}
-    });
-    let r = c
-        .put(srv.url("/v1/tenants/acme/sources/registry"))
-        .header("authorization", &auth)
-        .json(&def)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-    let r = c
-        .post(srv.url("/v1/tenants/acme/sources/registry/runs"))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let run: serde_json::Value = r.json().await.unwrap();
-    let run_url = srv.url(run["url"].as_str().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let v: serde_json::Value = c
-            .get(&run_url)
-            .header("authorization", &auth)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if v["ended_ms"].is_i64() {
-            assert_eq!(v["status"], "succeeded", "{v}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "run did not end: {v}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let api = Api::new(&srv);
+    api.create_tenant("acme").await;
+    let (s, v) = api
+        .call(
+            "PUT",
+            "/v1/tenants/acme/sources/registry",
+            Some(ADMIN_TOKEN),
+            Some(&registry_json(site_addr)),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let run = api.start_run("acme", "registry").await;
+    let v = api.wait_run(run["url"].as_str().unwrap()).await;
+    assert!(v["ended_ms"].is_i64(), "{v}");
+    assert_eq!(v["status"], "succeeded", "{v}");
     // SIGTERM: the exporter flushes what is queued before the process exits.
     let status = srv.stop();
     assert!(status.success(), "{status:?}");

@@ -37,6 +37,12 @@ pub struct Server {
 impl Server {
     /// Starts `gleaner serve` with JSON logs on 127.0.0.1:0 and waits for "listening".
     pub fn start(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::spawn(Self::command(data_dir, extra, env), data_dir)
+    }
+
+    /// The `gleaner serve` command [`Server::start`] runs (JSON logs, 127.0.0.1:0 unless
+    /// `extra` or `env` names a listen address).
+    pub fn command(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = command();
         cmd.arg("serve")
             .arg("--log-format")
@@ -50,7 +56,7 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        Self::spawn(cmd, data_dir)
+        cmd
     }
 
     /// Starts `gleaner serve` with only the admin token set.
