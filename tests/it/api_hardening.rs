@@ -3,11 +3,10 @@
 //! CORS methods, duplicate credentials, unauthenticated failure limits, rate-limit header
 //! agreement, invalid UTF-8 in queries and CSV formula neutralisation.
 
-use crate::support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::support::{start, Api, ADMIN_TOKEN};
+use crate::support::{self, start, Api, ADMIN_TOKEN};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -3,10 +3,9 @@
 //! classic attacks (alg none, HS256 with the public key as secret, jku/jwk headers, wrong
 //! issuer, not-yet-valid, missing claims).
 
-use crate::support;
 use std::time::{Duration, Instant};
 
-use crate::support::*;
+use crate::support::{self, *};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::json;

@@ -6,12 +6,11 @@
 //! Ignored by plain `cargo test` (it needs the Python tool); `scripts/test.sh` installs the
 //! tool and runs it with `--ignored`.
 
-use crate::support;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::*;
+use crate::support::{self, *};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

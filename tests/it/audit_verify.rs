@@ -3,12 +3,11 @@
 //! as broken with a reason by the verify endpoints and makes the CLI exit 1 naming it; the
 //! checkpoint is published in the log at shutdown.
 
-use crate::support;
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use crate::support::*;
+use crate::support::{self, *};
 use serde_json::{json, Value};
 
 const SECRET: (&str, &str) = (

@@ -1,7 +1,6 @@
 //! Configuration through the real binary: precedence, and every rejection with exit codes.
 
-use crate::support;
-use crate::support::{command, Server};
+use crate::support::{self, command, Server};
 
 fn write(dir: &std::path::Path, name: &str, body: &str) -> std::path::PathBuf {
     let p = dir.join(name);

@@ -9,11 +9,12 @@
 //! structs (`[[auth.oidc]]`, documented as `auth.oidc` and `auth.oidc[].<key>`). Adding a field to any config
 //! struct without a row in the reference fails `every_key_is_documented`.
 
-use crate::support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use gleaner::config::Config;
+
+use crate::support;
 
 const PROBE: &str = "__gleaner_reference_probe__";
 

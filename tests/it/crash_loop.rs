@@ -18,7 +18,6 @@
 //! `GLEANER_CRASH_SEED=<seed>`. `GLEANER_CRASH_KILLS` sets the number of kills (default 8;
 //! `scripts/bench-crash.sh` runs 100 and more).
 
-use crate::support;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -27,8 +26,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    content, gleaner_restore, integrity, litestream_restore, open_ro, restored_txid, wait_replica,
-    Backend,
+    self, content, gleaner_restore, integrity, litestream_restore, open_ro, restored_txid,
+    wait_replica, Backend,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -140,18 +139,15 @@ impl Replicas {
             Replicas::S3 { endpoint, .. } => vec![
                 (
                     "GLEANER_REPLICATE__URL",
-                    format!(
-                        "s3://{BUCKET}/node?endpoint={endpoint}&region=us-east-1&force_path_style=true"
-                    ),
+                    Backend::S3 {
+                        endpoint: endpoint.clone(),
+                        bucket: BUCKET.into(),
+                        path: "node".into(),
+                    }
+                    .gleaner_url(),
                 ),
-                (
-                    "AWS_ACCESS_KEY_ID",
-                    support::ACCESS_KEY.to_owned(),
-                ),
-                (
-                    "AWS_SECRET_ACCESS_KEY",
-                    support::SECRET_KEY.to_owned(),
-                ),
+                ("AWS_ACCESS_KEY_ID", support::ACCESS_KEY.to_owned()),
+                ("AWS_SECRET_ACCESS_KEY", support::SECRET_KEY.to_owned()),
             ],
         }
     }

@@ -7,12 +7,11 @@
 //!
 //! Mounting needs root (CI runs as root). Without it the test says loudly that it skipped.
 
-use crate::support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{integrity, open_ro};
+use crate::support::{self, integrity, open_ro};
 use rand::{Rng, SeedableRng};
 
 const TENANT: &str = "full";

@@ -3,11 +3,10 @@
 //! that removed them, to stdout byte-equal to the API's export, and CSV with projected
 //! columns to a file; bad flags are refused with exit 2.
 
-use crate::support;
 use std::path::Path;
 use std::process::Output;
 
-use crate::support::*;
+use crate::support::{self, *};
 use serde_json::Value;
 
 fn run(data: &Path, args: &[&str]) -> Output {

@@ -1,10 +1,11 @@
 //! `gleaner demo` harvests the bundled site into the `demo` tenant, then serves the API
 //! with the admin token it printed.
 
-use crate::support;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+use crate::support;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_harvests_and_serves_the_api() {

@@ -2,16 +2,16 @@
 //! fetches no URL whose results were committed, continues the site's session, and ends
 //! with the complete result.
 
-use crate::support;
 use std::collections::HashSet;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gleaner::config::StoreConfig;
-use gleaner::store::{CheckpointPolicy, Store, FRONTIER_DONE};
+use gleaner::store::FRONTIER_DONE;
 use gleaner::tenant::TenantId;
+
+use crate::support;
 
 const ENTITIES: u32 = 1500;
 
@@ -84,15 +84,7 @@ async fn killed_run_resumes_without_refetching() {
     phase.store(2, Ordering::SeqCst);
 
     // What the killed run committed.
-    let store = Store::open(
-        &StoreConfig {
-            data_dir: data.clone(),
-            ..StoreConfig::default()
-        },
-        CheckpointPolicy::External,
-    )
-    .await
-    .unwrap();
+    let store = support::open_store(&data).await;
     let db = store
         .tenant_db(&TenantId::parse("t1").unwrap())
         .await
@@ -134,15 +126,7 @@ async fn killed_run_resumes_without_refetching() {
         "refetched after resume: {refetched:?}"
     );
 
-    let store = Store::open(
-        &StoreConfig {
-            data_dir: data.clone(),
-            ..StoreConfig::default()
-        },
-        CheckpointPolicy::External,
-    )
-    .await
-    .unwrap();
+    let store = support::open_store(&data).await;
     let db = store
         .tenant_db(&TenantId::parse("t1").unwrap())
         .await

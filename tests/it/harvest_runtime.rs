@@ -13,15 +13,15 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use gleaner::config::{HarvestConfig, StoreConfig};
+use gleaner::config::HarvestConfig;
 use gleaner::cpu::CpuPool;
 use gleaner::harvest::runtime::{Harvester, RunSummary};
 use gleaner::harvest::source::SourceDef;
-use gleaner::store::{CheckpointPolicy, Store};
+use gleaner::store::Store;
 use gleaner::tenant::TenantId;
 use serde::Deserialize;
 
-use crate::support::{control, registry_detail_toml, sample_site, serve};
+use crate::support::{control, open_store, registry_detail_toml, sample_site, serve};
 
 struct Env {
     _dir: Option<tempfile::TempDir>,
@@ -53,17 +53,7 @@ async fn env_in(dir: &std::path::Path, cfg: HarvestConfig) -> Env {
         .with_env_filter(std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into()))
         .with_test_writer()
         .try_init();
-    let store = Arc::new(
-        Store::open(
-            &StoreConfig {
-                data_dir: dir.to_path_buf(),
-                ..StoreConfig::default()
-            },
-            CheckpointPolicy::External,
-        )
-        .await
-        .unwrap(),
-    );
+    let store = Arc::new(open_store(dir).await);
     let tenant = TenantId::parse("acme").unwrap();
     let _ = store.create_tenant(&tenant, "Acme").await;
     let cpu = CpuPool::new(&Default::default()).unwrap();

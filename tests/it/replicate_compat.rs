@@ -317,22 +317,8 @@ fn s3_replicas_both_directions() {
     s3.create_bucket("compat");
     let a = dir.path().join("a");
     std::fs::create_dir_all(&a).unwrap();
-    gleaner_to_litestream(
-        &Backend::S3 {
-            endpoint: s3.endpoint.clone(),
-            bucket: "compat".into(),
-            path: "gleaner/db".into(),
-        },
-        &a,
-    );
+    gleaner_to_litestream(&s3.backend("compat", "gleaner/db"), &a);
     let b = dir.path().join("b");
     std::fs::create_dir_all(&b).unwrap();
-    litestream_to_gleaner(
-        &Backend::S3 {
-            endpoint: s3.endpoint.clone(),
-            bucket: "compat".into(),
-            path: "litestream/db".into(),
-        },
-        &b,
-    );
+    litestream_to_gleaner(&s3.backend("compat", "litestream/db"), &b);
 }

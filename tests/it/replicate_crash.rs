@@ -5,29 +5,19 @@
 //! content with no TXID gap (a latest restore refuses gaps), and at the end Litestream's
 //! restore of the same replica is byte-identical to Gleaner's.
 
-use crate::support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support::{content, gleaner_restore, integrity, litestream_restore, wait_for, Backend};
+use crate::support::{
+    self, content, gleaner_restore, integrity, litestream_restore, wait_for, wait_replica, Backend,
+};
 use rand::Rng;
 
 const ROUNDS: usize = 20;
 
 fn env(replica: &Path) -> Vec<(&'static str, String)> {
-    vec![
+    let mut v = vec![
         ("GLEANER_HTTP__ADMIN_TOKEN", support::ADMIN_TOKEN.to_owned()),
-        // Writes as fast as it can; rate limiting is tested elsewhere.
-        (
-            "GLEANER_LIMITS__KEY_REQUESTS_PER_SECOND",
-            "100000".to_owned(),
-        ),
-        ("GLEANER_LIMITS__KEY_BURST", "100000".to_owned()),
-        (
-            "GLEANER_LIMITS__TENANT_REQUESTS_PER_SECOND",
-            "100000".to_owned(),
-        ),
-        ("GLEANER_LIMITS__TENANT_BURST", "100000".to_owned()),
         ("GLEANER_REPLICATE__ENABLED", "true".to_owned()),
         (
             "GLEANER_REPLICATE__URL",
@@ -44,34 +34,27 @@ fn env(replica: &Path) -> Vec<(&'static str, String)> {
             "1".to_owned(),
         ),
         ("GLEANER_STORE__MAX_OPEN_TENANTS", "64".to_owned()),
-    ]
+    ];
+    // Writes as fast as it can; rate limiting is tested elsewhere.
+    v.extend(support::NO_RATE_LIMITS.map(|(k, v)| (k, v.to_owned())));
+    v
 }
 
 /// Waits until the control.db replica restores to the local content.
 fn converge(replica: &Backend, local: &Path, dir: &Path, round: usize) {
-    let want = content(local);
     let out = dir.join("probe.db");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let _ = std::fs::remove_file(&out);
-        let last_err = match gleaner_restore(replica, &["--quiet"], &out) {
-            Ok(_) if content(&out) == want => {
-                assert_eq!(
-                    integrity(&out),
-                    "ok",
-                    "round {round}: restored image corrupt"
-                );
-                return;
-            }
-            Ok(_) => "content differs".to_string(),
-            Err(e) => e,
-        };
-        assert!(
-            Instant::now() < deadline,
-            "round {round}: the replica did not catch up with the local control.db: {last_err}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_replica(
+        replica,
+        &content(local),
+        &out,
+        Duration::from_secs(30),
+        &format!("round {round}: the replica to catch up with the local control.db"),
+    );
+    assert_eq!(
+        integrity(&out),
+        "ok",
+        "round {round}: restored image corrupt"
+    );
 }
 
 #[test]

@@ -3,10 +3,9 @@
 //! 503 on lag, and once S3 is back the replica catches up with no TXID gap), and clear
 //! errors for wrong credentials and a missing bucket.
 
-use crate::support;
 use std::time::{Duration, Instant};
 
-use crate::support::*;
+use crate::support::{self, *};
 
 #[test]
 fn outage_then_recovery_without_gap() {
@@ -14,20 +13,12 @@ fn outage_then_recovery_without_gap() {
     let mut s3 = S3Server::start(&dir.path().join("s3"));
     s3.create_bucket("outage");
     let data = dir.path().join("data");
-    let url = format!(
-        "s3://outage/node1?endpoint={}&region=us-east-1&force_path_style=true",
-        s3.endpoint
-    );
+    let url = s3.backend("outage", "node1").gleaner_url();
     let second_root = dir.path().join("second");
     let second_url = format!("file://{}", second_root.display());
-    let env = [
+    let mut env = vec![
         ("GLEANER_REPLICATE__SECOND_URL", second_url.as_str()),
         ("GLEANER_HTTP__ADMIN_TOKEN", support::ADMIN_TOKEN),
-        // This test creates tenants as fast as it can; rate limiting is tested elsewhere.
-        ("GLEANER_LIMITS__KEY_REQUESTS_PER_SECOND", "100000"),
-        ("GLEANER_LIMITS__KEY_BURST", "100000"),
-        ("GLEANER_LIMITS__TENANT_REQUESTS_PER_SECOND", "100000"),
-        ("GLEANER_LIMITS__TENANT_BURST", "100000"),
         ("GLEANER_REPLICATE__ENABLED", "true"),
         ("GLEANER_REPLICATE__URL", url.as_str()),
         ("GLEANER_REPLICATE__SYNC_INTERVAL_MS", "100"),
@@ -38,14 +29,12 @@ fn outage_then_recovery_without_gap() {
         ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
         ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
     ];
+    // This test creates tenants as fast as it can; rate limiting is tested elsewhere.
+    env.extend(support::NO_RATE_LIMITS);
     let server = support::Server::start(&data, &[], &env);
     let control = data.join("control.db");
     let wal = data.join("control.db-wal");
-    let replica = Backend::S3 {
-        endpoint: s3.endpoint.clone(),
-        bucket: "outage".into(),
-        path: "node1/control".into(),
-    };
+    let replica = s3.backend("outage", "node1/control");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -179,10 +168,7 @@ fn wrong_credentials_and_missing_bucket_are_named() {
     s3.create_bucket("present");
     let out = dir.path().join("out.db");
 
-    let url = format!(
-        "s3://present/db?endpoint={}&region=us-east-1&force_path_style=true",
-        s3.endpoint
-    );
+    let url = s3.backend("present", "db").gleaner_url();
     let mut c = command();
     c.args(["restore", "-o"])
         .arg(&out)
@@ -197,10 +183,7 @@ fn wrong_credentials_and_missing_bucket_are_named() {
         "wrong secret: {err}"
     );
 
-    let url = format!(
-        "s3://absent-bucket/db?endpoint={}&region=us-east-1&force_path_style=true",
-        s3.endpoint
-    );
+    let url = s3.backend("absent-bucket", "db").gleaner_url();
     let mut c = command();
     c.args(["restore", "-o"])
         .arg(&out)
@@ -229,10 +212,7 @@ fn tenant_erasure_removes_every_replica_object() {
     let s3 = S3Server::start(&dir.path().join("s3"));
     s3.create_bucket("erase");
     let data = dir.path().join("data");
-    let url = format!(
-        "s3://erase/node1?endpoint={}&region=us-east-1&force_path_style=true",
-        s3.endpoint
-    );
+    let url = s3.backend("erase", "node1").gleaner_url();
     let second_root = dir.path().join("second");
     let second_url = format!("file://{}", second_root.display());
     let env = [

@@ -1,11 +1,10 @@
 //! The real binary on a loopback port: health, readiness, metrics, shutdown, rejections.
 
-use crate::support;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::support::{client, json_error, wait_until, Api, Server, ADMIN_TOKEN};
+use crate::support::{self, client, json_error, wait_until, Api, Server, ADMIN_TOKEN};
 
 #[tokio::test]
 async fn health_ready_and_prometheus_metrics() {

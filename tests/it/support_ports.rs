@@ -2,8 +2,9 @@
 //! the OIDC tests rely on: its ports must never come from the range the kernel gives to
 //! port 0 and to outgoing connections, must be bindable, and must not repeat in a process.
 
-use crate::support;
 use std::collections::HashSet;
+
+use crate::support;
 
 #[test]
 fn picked_ports_are_distinct_bindable_and_outside_the_ephemeral_range() {

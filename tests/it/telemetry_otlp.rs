@@ -5,11 +5,10 @@
 //! under its `harvest.run` root. Also: without an endpoint nothing is sent, and a bad
 //! endpoint is a configuration error naming the key.
 
-use crate::support;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::support::{client, registry_json, sample_site, serve, Api, Server, ADMIN_TOKEN};
+use crate::support::{self, client, registry_json, sample_site, serve, Api, Server, ADMIN_TOKEN};
 use axum::body::Bytes;
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;

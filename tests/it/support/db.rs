@@ -1,9 +1,25 @@
-//! SQLite content checks: a read-only connection, a fingerprint of every user table's rows,
-//! and `PRAGMA integrity_check`.
+//! Databases: the store opened in-process on a data directory, and SQLite content checks
+//! (a read-only connection, a fingerprint of every user table's rows, `integrity_check`).
 
 use std::path::Path;
 
+use gleaner::config::StoreConfig;
+use gleaner::store::{CheckpointPolicy, Store};
 use rusqlite::{Connection, OpenFlags};
+
+/// The store on `data_dir` with default settings, checkpoints left to the caller (as
+/// `gleaner harvest` and the tests' own runtimes run it).
+pub async fn open_store(data_dir: &Path) -> Store {
+    Store::open(
+        &StoreConfig {
+            data_dir: data_dir.to_path_buf(),
+            ..StoreConfig::default()
+        },
+        CheckpointPolicy::External,
+    )
+    .await
+    .unwrap()
+}
 
 /// Read-only connection: never checkpoints or deletes the WAL on close.
 pub fn open_ro(path: &Path) -> Connection {

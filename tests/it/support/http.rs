@@ -117,6 +117,17 @@ impl Api {
         v
     }
 
+    /// The `action` of every entry of the audit chain at `path` (GET with `token`).
+    pub async fn audit_actions(&self, path: &str, token: &str) -> Vec<String> {
+        let v = self.ok("GET", path, token, None).await;
+        v["entries"]
+            .as_array()
+            .unwrap_or_else(|| panic!("GET {path}: no entries: {v}"))
+            .iter()
+            .filter_map(|e| e["action"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// Creates a tenant with the admin token; `body` is the whole request (`{"id": ...}`).
     pub async fn create_tenant_with(&self, body: Value) {
         let (s, v) = self

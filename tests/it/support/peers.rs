@@ -195,6 +195,15 @@ impl S3Server {
         });
     }
 
+    /// The replica at `path` in `bucket` of this gateway.
+    pub fn backend(&self, bucket: &str, path: &str) -> super::replica::Backend {
+        super::replica::Backend::S3 {
+            endpoint: self.endpoint.clone(),
+            bucket: bucket.into(),
+            path: path.into(),
+        }
+    }
+
     pub fn options(&self) -> gleaner::replicate::s3_client::S3Options {
         super::replica::s3_options(&self.endpoint)
     }
