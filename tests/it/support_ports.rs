@@ -1,4 +1,4 @@
-//! The test support's port picker (tests/ports), which the S3 server, the serve tests and
+//! The test support's port picker (support::ports), which the S3 server, the serve tests and
 //! the OIDC tests rely on: its ports must never come from the range the kernel gives to
 //! port 0 and to outgoing connections, must be bindable, and must not repeat in a process.
 
