@@ -45,6 +45,7 @@ fn bad_site(hits: Arc<Mutex<HashMap<String, Vec<Instant>>>>) -> Router {
             "/slow",
             get(|| async {
                 let s = futures_util::stream::unfold(0u32, |n| async move {
+                    // A slow server on purpose: a byte every 200 ms outlasts the timeout.
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     Some((Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"<")), n + 1))
                 });

@@ -76,6 +76,7 @@ fn counting_site(
                     async move {
                         let in_flight = now.fetch_add(1, Ordering::SeqCst) + 1;
                         peak.fetch_max(in_flight, Ordering::SeqCst);
+                        // Slow on purpose, so requests overlap if the limit lets them.
                         tokio::time::sleep(Duration::from_millis(40)).await;
                         now.fetch_sub(1, Ordering::SeqCst);
                         axum::response::Html(format!("<p id=v>value {i}</p>"))
