@@ -292,12 +292,7 @@ fn full_disk(replicate: bool) {
                 Duration::from_secs(20),
                 "replication to fail on the full disk (else the variant tests nothing)",
                 || async {
-                    let m = api
-                        .send("GET", "/metrics", None, None)
-                        .await
-                        .text()
-                        .await
-                        .unwrap();
+                    let m = api.text("/metrics").await;
                     let errors: f64 = m
                         .lines()
                         .find_map(|l| l.strip_prefix("gleaner_replication_sync_errors_total "))

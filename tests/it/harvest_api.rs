@@ -150,12 +150,7 @@ async fn sources_runs_pushes_and_secrets_over_http() {
     assert_eq!(r.status(), 204);
     let r = api.admin("DELETE", &src("/hook"), None).await;
     assert_eq!(r.status(), 404);
-    let m = api
-        .send("GET", "/metrics", None, None)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let m = api.text("/metrics").await;
     assert!(
         m.contains("gleaner_harvest_fetches_total"),
         "metrics exported"

@@ -31,14 +31,7 @@ async fn health_ready_and_prometheus_metrics() {
         "ok"
     );
 
-    let body = c
-        .get(srv.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = Api::new(&srv).text("/metrics").await;
     let lines = body.lines().map(|l| Ok(l.to_owned()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text format");
     let samples = &scrape.samples;
@@ -72,14 +65,7 @@ async fn health_ready_and_prometheus_metrics() {
     let r = c.get(srv.url("/nope/123")).send().await.unwrap();
     let (status, code, _) = json_error(r).await;
     assert_eq!((status, code.as_str()), (404, "not_found"));
-    let body = c
-        .get(srv.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = Api::new(&srv).text("/metrics").await;
     assert!(body.contains("route=\"unmatched\""));
     assert!(!body.contains("/nope/123"));
     assert!(srv.stop().success());

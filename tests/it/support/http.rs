@@ -84,6 +84,15 @@ impl Api {
         self.send(method, path, Some(ADMIN_TOKEN), body).await
     }
 
+    /// GET without a token; the body as text (`/metrics`, say).
+    pub async fn text(&self, path: &str) -> String {
+        self.send("GET", path, None, None)
+            .await
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
     /// GET with the admin token; the body as JSON (panics if it is not JSON).
     pub async fn admin_json(&self, path: &str) -> Value {
         self.admin("GET", path, None)
