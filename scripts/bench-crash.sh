@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Crash-loop bench: the crash-loop integration test (tests/crash_loop.rs) at full length.
+# Crash-loop bench: the crash-loop integration test (tests/it/crash_loop.rs) at full length.
 # `gleaner serve` with replication takes acknowledged record writes and is SIGKILLed at
 # seeded random moments (while writing, and one kill in five during start-up); after every
 # kill every database passes integrity_check, every acknowledged write is in the local
@@ -44,9 +44,9 @@ export GLEANER_CRASH_KILLS="$KILLS" GLEANER_CRASH_REPLICA="$REPLICA"
 if [ -n "$SEED" ]; then export GLEANER_CRASH_SEED="$SEED"; fi
 
 # Build first, so the wall time below is the crash loop's own.
-cargo test --locked "${PROFILE[@]}" --test crash_loop --no-run
+cargo test --locked "${PROFILE[@]}" --test it --no-run
 started="$(date +%s.%N)"
-cargo test --locked "${PROFILE[@]}" --test crash_loop -- --nocapture --test-threads 1
+cargo test --locked "${PROFILE[@]}" --test it -- --nocapture --test-threads 1 crash_loop::
 ended="$(date +%s.%N)"
 profile="${PROFILE[*]:-debug}"
 echo "bench-crash: passed: $KILLS kills, $REPLICA replica, ${profile#--} build, wall time $(python3 -c "print(f'{$ended - $started:.1f}')") s"

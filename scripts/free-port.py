@@ -5,7 +5,7 @@ time later.
 Not port 0's answer: a port the kernel hands out for port 0 and that is then released can
 be taken before the server binds it, as the local port of any outgoing connection, since
 both come from the ephemeral range. These come from below that range, which the kernel
-never hands out on its own (the same policy as tests/ports/mod.rs).
+never hands out on its own (the same policy as tests/it/support/ports.rs).
 """
 import random
 import socket

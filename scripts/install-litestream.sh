@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the litestream binary used as the compatibility peer in tests
-# (tests/ltx_litestream_compat.rs) into a repo-local venv at .tools/venv.
+# (tests/it/ltx_litestream_compat.rs) into a repo-local venv at .tools/venv.
 # Idempotent: does nothing when the pinned version is already there.
 # Prints the absolute path of the binary on the last line of stdout.
 set -euo pipefail

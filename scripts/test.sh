@@ -5,10 +5,10 @@
 # structure limits (scripts/check-structure.py), clippy, the release build, the whole test
 # suite (unit, integration against the real binary, benches compiled and run once in test
 # mode), 15 s of each fuzz target in fuzz/ (scripts/fuzz.sh), and Schemathesis against the
-# running API (ignored by plain `cargo test`), the RustSec audit against the offline
-# advisory database in ../shared/advisory-db, then the packaging checks (.deb installed
-# with dpkg, the OCI image built and run on the Docker engine, the Helm chart rendered and
-# validated, alert rules unit-tested).
+# running API (tests/it/api_schemathesis.rs, ignored by plain `cargo test`), the RustSec
+# audit against the offline advisory database in ../shared/advisory-db, then the packaging
+# checks (.deb installed with dpkg, the OCI image built and run on the Docker engine, the
+# Helm chart rendered and validated, alert rules unit-tested).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -59,7 +59,7 @@ step "fuzz: a short run of each target (scripts/fuzz.sh)"
 bash scripts/fuzz.sh 15
 
 step "schemathesis against /openapi.json of a running server (bounded)"
-cargo test --locked --test api_schemathesis -- --ignored
+cargo test --locked --test it -- --ignored api_schemathesis::
 
 step "cargo audit (offline advisory db)"
 advisory_db=../shared/advisory-db

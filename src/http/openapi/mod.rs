@@ -3,7 +3,7 @@
 //! Written by hand next to the routes it describes; a test checks that every route of the
 //! router is in the document with its method and vice versa, and that each operation's
 //! `x-permission` is the permission the route declares. Schemathesis checks the responses
-//! of a running server against it (tests/api_schemathesis.rs).
+//! of a running server against it (tests/it/api_schemathesis.rs).
 
 mod components;
 mod parts;

@@ -1,0 +1,482 @@
+//! Crash loop: `gleaner serve` with replication to a file replica takes acknowledged record
+//! writes into two tenants and is SIGKILLed at random moments — while writing, and now and
+//! then while it is still starting up (recovering WAL, catching the replica up). After every
+//! kill:
+//! - every database in the data directory passes `PRAGMA integrity_check`;
+//! - every write the client saw acknowledged (a 200 from `POST .../records`) is in the local
+//!   tenant database, each hot key at least at the version its ack reported;
+//! - the replica, restored by `gleaner restore` as it stands, is intact and is a past state
+//!   of the local database: none of its keys is missing locally and no hot key is ahead.
+//!
+//! After every restart the replica catches up to exactly the local content. After the last
+//! kill the server is started once more and stopped cleanly (SIGTERM ships the last
+//! frames), so the replica's latest TXID is the local state: `gleaner restore` and
+//! `litestream restore -txid <that TXID>` must both give exactly the local content (and
+//! byte-identical files), with every acknowledged write in them.
+//!
+//! The kill moments come from a seeded RNG. The seed is printed; replay a failure with
+//! `GLEANER_CRASH_SEED=<seed>`. `GLEANER_CRASH_KILLS` sets the number of kills (default 8;
+//! `scripts/bench-crash.sh` runs 100 and more).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::support::{
+    self, content, gleaner_restore, integrity, litestream_restore, open_ro, restored_txid,
+    wait_replica, Backend,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const TENANTS: [&str; 2] = ["crash-a", "crash-b"];
+const SOURCE: &str = "crash";
+const WRITERS: usize = 3;
+/// New records per request, besides the writer's hot key.
+const BATCH: usize = 6;
+
+fn kills() -> usize {
+    std::env::var("GLEANER_CRASH_KILLS")
+        .ok()
+        .map(|v| v.parse().expect("GLEANER_CRASH_KILLS must be a number"))
+        .unwrap_or(8)
+}
+
+fn seed() -> u64 {
+    match std::env::var("GLEANER_CRASH_SEED") {
+        Ok(v) => v.parse().expect("GLEANER_CRASH_SEED must be a u64"),
+        Err(_) => rand::rng().random(),
+    }
+}
+
+fn env(replicas: &Replicas) -> Vec<(&'static str, String)> {
+    let mut v = vec![
+        ("GLEANER_HTTP__ADMIN_TOKEN", support::ADMIN_TOKEN.to_owned()),
+        ("GLEANER_REPLICATE__ENABLED", "true".to_owned()),
+        ("GLEANER_REPLICATE__SYNC_INTERVAL_MS", "50".to_owned()),
+        // Checkpoint often, so kills land around checkpoints and snapshots too.
+        (
+            "GLEANER_REPLICATE__CHECKPOINT_WAL_BYTES",
+            "65536".to_owned(),
+        ),
+        (
+            "GLEANER_REPLICATE__CHECKPOINT_INTERVAL_SECS",
+            "1".to_owned(),
+        ),
+    ];
+    // Writes as fast as it can; rate limiting is tested elsewhere.
+    v.extend(support::NO_RATE_LIMITS.map(|(k, v)| (k, v.to_owned())));
+    v.extend(replicas.server_env());
+    v
+}
+
+/// What the client saw acknowledged, per tenant: new keys, and each hot key's highest
+/// acknowledged version.
+#[derive(Default)]
+struct Acked {
+    keys: HashMap<&'static str, Vec<String>>,
+    hot: HashMap<(&'static str, String), i64>,
+    requests: usize,
+}
+
+impl Acked {
+    fn total_keys(&self) -> usize {
+        self.keys.values().map(Vec::len).sum()
+    }
+}
+
+fn tenant_db(data: &Path, t: &str) -> PathBuf {
+    data.join("tenants").join(format!("{t}.db"))
+}
+
+/// Where the server replicates to: a directory (the suite), or with
+/// `GLEANER_CRASH_REPLICA=s3` a SeaweedFS S3 gateway on loopback (the bench).
+enum Replicas {
+    File(PathBuf),
+    S3 {
+        // Kept for the test's lifetime; dropping it stops the gateway.
+        _server: support::S3Server,
+        endpoint: String,
+    },
+}
+
+const BUCKET: &str = "crash";
+
+impl Replicas {
+    fn new(work: &Path) -> Replicas {
+        match std::env::var("GLEANER_CRASH_REPLICA").as_deref() {
+            Ok("s3") => {
+                let server = support::S3Server::start(&work.join("s3"));
+                server.create_bucket(BUCKET);
+                let endpoint = server.endpoint.clone();
+                Replicas::S3 {
+                    _server: server,
+                    endpoint,
+                }
+            }
+            Ok("file") | Err(_) => Replicas::File(work.join("replica")),
+            Ok(other) => panic!("GLEANER_CRASH_REPLICA must be file or s3, not {other}"),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Replicas::File(_) => "file",
+            Replicas::S3 { .. } => "s3",
+        }
+    }
+
+    /// `replicate.url` and the environment the server needs for it.
+    fn server_env(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Replicas::File(root) => vec![(
+                "GLEANER_REPLICATE__URL",
+                format!("file://{}", root.display()),
+            )],
+            Replicas::S3 { endpoint, .. } => vec![
+                (
+                    "GLEANER_REPLICATE__URL",
+                    Backend::S3 {
+                        endpoint: endpoint.clone(),
+                        bucket: BUCKET.into(),
+                        path: "node".into(),
+                    }
+                    .gleaner_url(),
+                ),
+                ("AWS_ACCESS_KEY_ID", support::ACCESS_KEY.to_owned()),
+                ("AWS_SECRET_ACCESS_KEY", support::SECRET_KEY.to_owned()),
+            ],
+        }
+    }
+
+    /// The replica of one database: `control` or `tenants/<id>`.
+    fn of(&self, sub: &str) -> Backend {
+        match self {
+            Replicas::File(root) => Backend::File(root.join(sub)),
+            Replicas::S3 { endpoint, .. } => Backend::S3 {
+                endpoint: endpoint.clone(),
+                bucket: BUCKET.into(),
+                path: format!("node/{sub}"),
+            },
+        }
+    }
+
+    fn tenant(&self, t: &str) -> Backend {
+        self.of(&format!("tenants/{t}"))
+    }
+}
+
+/// `key → version` of the workload's records in a database.
+fn versions(db: &Path) -> HashMap<String, i64> {
+    let c = open_ro(db);
+    let mut st = c
+        .prepare("SELECT key, version FROM records WHERE source = ?1")
+        .unwrap();
+    st.query_map([SOURCE], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Every `.db` file in the data directory.
+fn databases(data: &Path) -> Vec<PathBuf> {
+    let mut out = vec![data.join("control.db")];
+    if let Ok(rd) = std::fs::read_dir(data.join("tenants")) {
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "db") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every acknowledged write is in `db`; `what` names the database in the message.
+fn assert_acked_in(acked: &Acked, t: &'static str, db: &Path, what: &str, ctx: &str) {
+    let have = versions(db);
+    let missing: Vec<&String> = acked
+        .keys
+        .get(t)
+        .into_iter()
+        .flatten()
+        .filter(|k| !have.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{ctx}: {} acknowledged record(s) of {t} missing from {what}, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    for ((tt, k), v) in &acked.hot {
+        if *tt == t {
+            let got = have.get(k).copied().unwrap_or(0);
+            assert!(
+                got >= *v,
+                "{ctx}: {t}/{k} acknowledged at version {v}, {what} has {got}"
+            );
+        }
+    }
+}
+
+/// Sends writes from `WRITERS` tasks until `stop`; records what was acknowledged.
+async fn write_load(
+    base: String,
+    round: usize,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Acked>>,
+) -> usize {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let (client, base, stop, acked) =
+            (client.clone(), base.clone(), stop.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut sent = 0usize;
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let t = TENANTS[(w + i) % TENANTS.len()];
+                let hot = format!("hot-w{w}");
+                let mut recs: Vec<serde_json::Value> = (0..BATCH)
+                    .map(|j| {
+                        serde_json::json!({"source": SOURCE, "key": format!("r{round}-w{w}-{i}-{j}"),
+                            "fields": {"round": round, "writer": w, "i": i, "j": j,
+                                       "body": "crash loop payload ".repeat(12)}})
+                    })
+                    .collect();
+                recs.push(serde_json::json!({"source": SOURCE, "key": hot,
+                    "fields": {"round": round, "i": i}}));
+                let keys: Vec<String> = recs[..BATCH]
+                    .iter()
+                    .map(|r| r["key"].as_str().unwrap().to_owned())
+                    .collect();
+                i += 1;
+                sent += 1;
+                let r = client
+                    .post(format!("{base}/v1/tenants/{t}/records"))
+                    .bearer_auth(support::ADMIN_TOKEN)
+                    .json(&serde_json::json!({ "records": recs }))
+                    .send()
+                    .await;
+                let Ok(r) = r else { continue };
+                if r.status().as_u16() != 200 {
+                    continue;
+                }
+                // The status line is the acknowledgement; the body (lost if the kill lands
+                // between the two) only adds the hot key's version.
+                let body: Option<serde_json::Value> = r.json().await.ok();
+                let mut a = acked.lock().unwrap();
+                a.requests += 1;
+                a.keys.entry(t).or_default().extend(keys);
+                if let Some(v) = body.as_ref().and_then(|b| b["results"][BATCH]["version"].as_i64())
+                {
+                    let e = a.hot.entry((t, hot)).or_insert(0);
+                    *e = (*e).max(v);
+                }
+            }
+            sent
+        }));
+    }
+    let mut sent = 0;
+    for t in tasks {
+        sent += t.await.unwrap();
+    }
+    sent
+}
+
+/// After a kill: integrity of every database, acknowledged writes present locally, and the
+/// replica as it stands restores to an intact past state of the local database.
+fn check_after_kill(data: &Path, replicas: &Replicas, acked: &Acked, work: &Path, ctx: &str) {
+    for db in databases(data) {
+        assert_eq!(
+            integrity(&db),
+            "ok",
+            "{ctx}: {} corrupt after SIGKILL",
+            db.display()
+        );
+    }
+    for t in TENANTS {
+        let local_db = tenant_db(data, t);
+        assert_acked_in(acked, t, &local_db, "the local database", ctx);
+        let local = versions(&local_db);
+        let out = work.join(format!("after-kill-{t}.db"));
+        let _ = std::fs::remove_file(&out);
+        gleaner_restore(&replicas.tenant(t), &["--quiet"], &out)
+            .unwrap_or_else(|e| panic!("{ctx}: the replica of {t} does not restore: {e}"));
+        assert_eq!(integrity(&out), "ok", "{ctx}: restored {t} corrupt");
+        for (k, v) in versions(&out) {
+            let lv = local.get(&k).copied();
+            assert!(
+                lv.is_some_and(|lv| lv >= v),
+                "{ctx}: the replica of {t} has {k} at version {v}, the local database {lv:?}: \
+                 the replica is not a past state of the local database"
+            );
+        }
+    }
+}
+
+/// Starts the server and kills it before (or soon after) it reports listening: recovery,
+/// restore-on-start and the first syncs get interrupted too.
+fn kill_during_startup(data: &Path, env: &[(&str, &str)], after: Duration) {
+    let mut cmd = support::Server::command(data, &[], env);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn gleaner");
+    // Not a wait for anything: the kill lands at this random moment of start-up.
+    std::thread::sleep(after);
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    support::wait_exit(&mut child, Duration::from_secs(10));
+}
+
+#[test]
+fn sigkill_loop_loses_no_acknowledged_write() {
+    let kills = kills();
+    let seed = seed();
+    eprintln!("crash loop: {kills} kills, seed {seed} (replay with GLEANER_CRASH_SEED={seed})");
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path();
+    let data = work.join("data");
+    let replicas = Replicas::new(work);
+    eprintln!("crash loop: {} replica", replicas.kind());
+    let env = env(&replicas);
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let probe = work.join("probe.db");
+
+    // The tenants exist (and are replicated) before the first kill.
+    let server = support::Server::start(&data, &[], &env_ref);
+    rt.block_on(async {
+        let api = support::Api::new(&server);
+        for t in TENANTS {
+            api.create_tenant(t).await;
+        }
+    });
+    drop(server);
+
+    let mut startup_kills = 0usize;
+    let mut sent_total = 0usize;
+    for round in 0..kills {
+        let ctx = format!("seed {seed}, kill {}/{kills}", round + 1);
+        // One kill in five lands while the server is starting.
+        if round > 0 && rng.random_range(0..5) == 0 {
+            let after = Duration::from_millis(rng.random_range(0..400));
+            eprintln!("{ctx}: SIGKILL {after:?} after spawn (start-up)");
+            kill_during_startup(&data, &env_ref, after);
+            startup_kills += 1;
+            check_after_kill(&data, &replicas, &acked.lock().unwrap(), work, &ctx);
+            continue;
+        }
+        let server = support::Server::start(&data, &[], &env_ref);
+        // The replica catches up with what the last run left behind.
+        for t in TENANTS {
+            wait_replica(
+                &replicas.tenant(t),
+                &content(&tenant_db(&data, t)),
+                &probe,
+                Duration::from_secs(60),
+                &format!("{ctx}: the replica of {t} to catch up after restart"),
+            );
+        }
+        let kill_at = Duration::from_millis(rng.random_range(50..1500));
+        eprintln!("{ctx}: SIGKILL {kill_at:?} into the writes");
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = rt.spawn(write_load(
+            server.url(""),
+            round,
+            stop.clone(),
+            acked.clone(),
+        ));
+        // The random kill moment is the test's point, not a wait for a condition.
+        rt.block_on(async { tokio::time::sleep(kill_at).await });
+        server.signal(libc::SIGKILL);
+        stop.store(true, Ordering::Relaxed);
+        let mut server = server;
+        let st = server.wait(Duration::from_secs(10));
+        assert!(!st.success(), "{ctx}: the server exited on its own");
+        sent_total += rt.block_on(load).unwrap();
+        check_after_kill(&data, &replicas, &acked.lock().unwrap(), work, &ctx);
+    }
+    let acked = Arc::try_unwrap(acked).ok().unwrap().into_inner().unwrap();
+    assert!(
+        acked.total_keys() > kills,
+        "seed {seed}: the workload got only {} records acknowledged",
+        acked.total_keys()
+    );
+
+    // A last start and a clean stop: SIGTERM ships the last frames, so the replica's latest
+    // TXID is the local state.
+    let server = support::Server::start(&data, &[], &env_ref);
+    assert!(server.stop().success(), "seed {seed}: clean stop failed");
+    let mut checks = 0usize;
+    for (name, local, replica) in TENANTS
+        .iter()
+        .map(|t| (t.to_string(), tenant_db(&data, t), replicas.tenant(t)))
+        .chain([(
+            "control".to_string(),
+            data.join("control.db"),
+            replicas.of("control"),
+        )])
+    {
+        assert_eq!(integrity(&local), "ok", "seed {seed}: {name} corrupt");
+        let (g, l) = (
+            work.join(format!("final-g-{name}.db")),
+            work.join(format!("final-l-{name}.db")),
+        );
+        let out = gleaner_restore(&replica, &["--quiet"], &g)
+            .unwrap_or_else(|e| panic!("seed {seed}: gleaner restore of {name}: {e}"));
+        let txid = restored_txid(&out);
+        litestream_restore(&replica, &["-txid", &format!("{txid:016x}")], &l)
+            .unwrap_or_else(|e| panic!("seed {seed}: litestream restore of {name}: {e}"));
+        for (tool, db) in [("gleaner", &g), ("litestream", &l)] {
+            assert_eq!(
+                integrity(db),
+                "ok",
+                "seed {seed}: {tool}'s restore of {name}"
+            );
+            assert_eq!(
+                content(db),
+                content(&local),
+                "seed {seed}: {tool}'s restore of {name} at TXID {txid:#x} differs from the local database"
+            );
+        }
+        assert_eq!(
+            std::fs::read(&g).unwrap(),
+            std::fs::read(&l).unwrap(),
+            "seed {seed}: gleaner's and litestream's restores of {name} differ"
+        );
+        if let Some(t) = TENANTS.iter().find(|t| **t == name) {
+            assert_acked_in(
+                &acked,
+                t,
+                &g,
+                "the restored replica",
+                &format!("seed {seed}"),
+            );
+        }
+        checks += 2;
+        eprintln!("crash loop: {name} restored at TXID {txid:#x} by both tools, equal to local");
+    }
+    eprintln!(
+        "crash loop passed: {} replica, seed {seed}, {kills} kills ({startup_kills} during start-up), \
+         {} acknowledged requests / {} records ({} requests sent), 0 lost, \
+         integrity ok after every kill, {checks} final restores equal to local, {:.1} s",
+        replicas.kind(),
+        acked.requests,
+        acked.total_keys(),
+        sent_total,
+        started.elapsed().as_secs_f64()
+    );
+}
