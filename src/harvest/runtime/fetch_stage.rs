@@ -140,6 +140,9 @@ async fn attempts(
     loop {
         attempt += 1;
         let generation = run.session.as_ref().map_or(0, |s| s.generation());
+        if let Some(s) = &run.session {
+            losses.sending(s);
+        }
         if run.budget.take().await.is_err() {
             run.budget_hit.store(true, Ordering::Relaxed);
             return job(entry, Fetched::Deferred, prior);

@@ -12,9 +12,13 @@
 //! eight detail pages in flight when a session expires cost one entry fetch, not eight.
 //!
 //! A URL gives up after `retries` renewals that brought no page back: when the session it
-//! was sent with served no page at all, renewing does not work. When it did serve pages, the
-//! loss is contention (a site whose sessions end after a few pages, shared by many fetches
-//! in flight) and the URL tries again, up to [`MAX_SESSION_ATTEMPTS`] times.
+//! was sent with served no page at all, and no page at all came back whole since the URL's
+//! previous loss, renewing does not work. Otherwise the loss is contention (a site whose
+//! sessions end after a few pages, shared by many fetches in flight) and the URL tries
+//! again, up to [`MAX_SESSION_ATTEMPTS`] times. The second test is what makes the first
+//! safe: the pages a session did serve may come back after a page it refused (they race
+//! on the wire and the runtime), so "served nothing yet" alone misjudged working sessions
+//! under load; a late winner is seen by the next loss's interval.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -45,6 +49,8 @@ pub struct Session {
     /// The newest generation in which a page came back whole (not showing a lost session),
     /// plus one; 0 while none has.
     served: AtomicU64,
+    /// Pages that came back whole in this run, in any generation.
+    pages: AtomicU64,
     renewing: tokio::sync::Mutex<()>,
 }
 
@@ -60,8 +66,19 @@ pub enum Next {
 pub struct Losses {
     /// Times the URL's page showed the session lost.
     pub total: u32,
-    /// Of those, times the session it was sent with had served no page.
+    /// Of those, times the session it was sent with had served no page and no page came
+    /// back whole since the previous loss (or the first send).
     pub fruitless: u32,
+    /// Pages served in the run ([`Session::pages_served`]) at the first send, then at each
+    /// loss.
+    mark: Option<u64>,
+}
+
+impl Losses {
+    /// Called before each send: the first one sets where progress is counted from.
+    pub fn sending(&mut self, session: &Session) {
+        self.mark.get_or_insert_with(|| session.pages_served());
+    }
 }
 
 /// `u` as compared against start pages: no fragment, no `;jsessionid=` path parameter
@@ -112,6 +129,7 @@ impl Session {
             starts: Mutex::new(set),
             generation: AtomicU64::new(0),
             served: AtomicU64::new(0),
+            pages: AtomicU64::new(0),
             renewing: tokio::sync::Mutex::new(()),
         })
     }
@@ -123,13 +141,22 @@ impl Session {
     /// A page sent in `generation` came back whole.
     pub fn served(&self, generation: u64) {
         self.served.fetch_max(generation + 1, Ordering::AcqRel);
+        self.pages.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Pages that came back whole in this run so far.
+    pub fn pages_served(&self) -> u64 {
+        self.pages.load(Ordering::Acquire)
     }
 
     /// Counts a lost session of a page sent in `generation` and says whether to renew
     /// and send it again or to give up.
     pub fn on_loss(&self, generation: u64, losses: &mut Losses) -> Next {
         losses.total += 1;
-        if self.served.load(Ordering::Acquire) <= generation {
+        let pages = self.pages_served();
+        let progressed = losses.mark.is_some_and(|m| pages > m);
+        losses.mark = Some(pages);
+        if self.served.load(Ordering::Acquire) <= generation && !progressed {
             losses.fruitless += 1;
         }
         if losses.fruitless > self.spec.retries || losses.total > MAX_SESSION_ATTEMPTS {
@@ -382,6 +409,18 @@ fields.code = {{ selector = "td" }}
         assert_eq!(s.on_loss(11, &mut l), Next::Renew);
         assert_eq!(s.on_loss(12, &mut l), Next::GiveUp);
         assert_eq!((l.total, l.fruitless), (13, 3));
+        // A page served in another generation since the previous loss is progress too: the
+        // pages a session served may come back after the page it refused.
+        let mut l = Losses::default();
+        l.sending(&s);
+        for g in 200..210 {
+            assert_eq!(s.on_loss(g, &mut l), Next::Renew, "{g}");
+            s.served(g - 1);
+        }
+        assert_eq!(
+            l.fruitless, 1,
+            "only the first loss, before any page came back"
+        );
         // However well renewals work, one URL is sent at most MAX_SESSION_ATTEMPTS times.
         let mut l = Losses::default();
         let mut tries = 0;
