@@ -220,27 +220,40 @@ async fn scheduler_starts_due_sources_and_moves_their_next_run() {
         .await
         .unwrap();
     e.h.tick().await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let runs = e.db().await.list_runs("registry", None, 5).await.unwrap();
-        if runs.first().is_some_and(|r| r.status != "running") {
-            assert_eq!(runs.len(), 1);
-            assert_eq!(runs[0].status, "succeeded");
-            assert_eq!(runs[0].trigger, "schedule");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the scheduled run did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let row = e
-        .store
-        .get_source("acme", "registry")
-        .await
-        .unwrap()
-        .unwrap();
+    let runs = crate::support::poll::eventually(
+        Duration::from_secs(30),
+        "the scheduled run to finish",
+        || async {
+            let runs = e.db().await.list_runs("registry", None, 5).await.unwrap();
+            match runs.first() {
+                Some(r) if r.status != "running" => Ok(runs),
+                _ => Err(format!("{runs:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, "succeeded");
+    assert_eq!(runs[0].trigger, "schedule");
+    // The run's end is written to the tenant's database first, then to the source's row in
+    // control.db: two writes, so the row is awaited, not assumed.
+    let row = crate::support::poll::eventually(
+        Duration::from_secs(10),
+        "the source row to record the run",
+        || async {
+            let row = e
+                .store
+                .get_source("acme", "registry")
+                .await
+                .unwrap()
+                .unwrap();
+            match row.last_status {
+                Some(_) => Ok(row),
+                None => Err(format!("{row:?}")),
+            }
+        },
+    )
+    .await;
     assert!(row.next_run_ms.unwrap() > gleaner::harvest::runtime::now_ms() + 3_500_000);
     assert_eq!(row.last_status.as_deref(), Some("succeeded"));
     assert!(row.last_success_ms.is_some());
