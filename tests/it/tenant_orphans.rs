@@ -130,3 +130,85 @@ async fn orphan_tenant_files_are_swept_at_start_up_unless_they_hold_records() {
     );
     assert!(srv.stop().success());
 }
+
+/// The same for real: tenants are created over HTTP as fast as the server takes them and the
+/// server is SIGKILLed at varying moments; after each restart every tenant file belongs to a
+/// tenant the API lists (and no temporary file is left).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_tenant_creation_leaves_no_orphan_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let tenants = data.join("tenants");
+    let mut orphans_seen = Vec::new();
+    for round in 0..8u64 {
+        let srv = Server::start_admin(&data);
+        let (s, _) = Api::new(&srv)
+            .call("GET", "/v1/tenants?limit=1", Some(ADMIN_TOKEN), None)
+            .await;
+        assert_eq!(s, 200);
+        orphans_seen.extend(orphans(&tenants, &srv).await);
+        let base = srv.url("");
+        let load = tokio::spawn(async move {
+            let c = crate::support::http::client();
+            for i in 0.. {
+                let r = c
+                    .post(format!("{base}/v1/tenants"))
+                    .bearer_auth(ADMIN_TOKEN)
+                    .json(&json!({ "id": format!("t{round}-{i}") }))
+                    .send()
+                    .await;
+                if r.is_err() {
+                    break;
+                }
+            }
+        });
+        // The kill moment is the point of the test, not a wait for a condition.
+        tokio::time::sleep(std::time::Duration::from_millis(40 + 53 * round)).await;
+        srv.signal(libc::SIGKILL);
+        let _ = load.await;
+        drop(srv);
+    }
+    let srv = Server::start_admin(&data);
+    orphans_seen.extend(orphans(&tenants, &srv).await);
+    let (_, v) = Api::new(&srv)
+        .call("GET", "/v1/tenants?limit=1000", Some(ADMIN_TOKEN), None)
+        .await;
+    let created = v["tenants"].as_array().map_or(0, Vec::len);
+    assert!(
+        created >= 8,
+        "the kills left only {created} tenants created"
+    );
+    assert!(
+        orphans_seen.is_empty(),
+        "tenant files without a tenant after a restart: {orphans_seen:?}"
+    );
+    assert!(srv.stop().success());
+}
+
+/// Files in `tenants` that are not the database of a tenant the API lists.
+async fn orphans(tenants: &Path, srv: &Server) -> Vec<String> {
+    let (s, v) = Api::new(srv)
+        .call("GET", "/v1/tenants?limit=1000", Some(ADMIN_TOKEN), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let listed: std::collections::HashSet<String> = v["tenants"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tenants in {v}"))
+        .iter()
+        .map(|t| format!("{}.db", t["id"].as_str().unwrap()))
+        .collect();
+    std::fs::read_dir(tenants)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| {
+                    let db = ["-wal", "-shm", "-journal"]
+                        .iter()
+                        .find_map(|s| n.strip_suffix(s))
+                        .unwrap_or(n);
+                    !listed.contains(db)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
