@@ -147,6 +147,8 @@ async fn open_store(cfg: &Config, replicator: Option<&Replicator>) -> Result<Arc
             .await?
         }
     });
+    // Before anything opens tenant databases (and the replicator attaches to them).
+    store.sweep_orphan_tenants().await?;
     if let Some(r) = replicator {
         if cfg.replicate.restore_on_start {
             replication::restore_missing_tenants(cfg, &store).await?;

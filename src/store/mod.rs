@@ -23,7 +23,8 @@
 //!    db (Db, WeakDb, TenantDb) → hooks (replicator surface)
 //! 5. dict → fts (fts::TENANT_WRITER, the tenant hooks) → records (and schema_tests) →
 //!    frontier, plain, oauth_tokens
-//! 6. registry (opens tenants with fts::TENANT_WRITER) → this file (Store; its own code uses
+//! 6. tenant_files (builds tenant databases, sweeps orphans) → registry (opens tenants with
+//!    fts::TENANT_WRITER) → this file (Store; its own code uses
 //!    only conn, db, fsmode, fts, registry, schema; shared items live in base, re-exported)
 //! 7. `impl Store` files above it: tenants, sources, audit_anchor → audit → keys,
 //!    tenant_admin, runs → query → export
@@ -57,6 +58,7 @@ mod schema_tests;
 mod sources;
 mod stored_frame;
 mod tenant_admin;
+mod tenant_files;
 mod tenants;
 mod text;
 mod writer;
@@ -86,6 +88,7 @@ pub use records::{PutOutcome, RecordWrite, StoredRecord};
 pub use runs::{RunEnd, RunRow, MAX_RUN_LIST};
 pub use schema::DbKind;
 pub use sources::{SourceRow, SourceWrite, MAX_SOURCE_LIST};
+pub use tenant_files::Sweep as OrphanSweep;
 pub use tenants::{TenantRow, MAX_LIST as MAX_TENANT_LIST};
 pub use writer::{CheckpointPolicy, WriterStats};
 // The API's view of the store (keys, audit, queries, tenant administration, usage).
@@ -240,7 +243,7 @@ impl Store {
 
     /// The database of an existing tenant.
     pub async fn tenant_db(&self, id: &TenantId) -> Result<TenantDb, StoreError> {
-        self.tenants.open(id, false).await.map(TenantDb)
+        self.tenants.open(id).await.map(TenantDb)
     }
 
     pub async fn open_tenant_count(&self) -> usize {

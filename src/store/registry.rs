@@ -12,7 +12,7 @@
 //! second writer while the old one is still shutting down.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use super::error::StoreError;
 use super::fts;
 use super::hooks::DbObserver;
 use super::schema::DbKind;
+use super::tenant_files::{self, Sweep};
 use crate::telemetry::metrics as m;
 use crate::tenant::TenantId;
 
@@ -89,16 +90,18 @@ impl Registry {
         self.dir.join(id.db_file_name())
     }
 
-    /// Returns the open database of `id`, opening it if needed. With `create`, a missing
-    /// database file is created; without, it is [`StoreError::TenantNotFound`].
-    pub(crate) async fn open(&self, id: &TenantId, create: bool) -> Result<Db, StoreError> {
+    /// Returns the open database of `id`, opening it if needed; [`StoreError::TenantNotFound`]
+    /// when its file does not exist. Files are created only by `tenant_files` (under a
+    /// temporary name, moved into place finished), never here: opening attaches the
+    /// replicator, which must not see a database no control.db row owns yet.
+    pub(crate) async fn open(&self, id: &TenantId) -> Result<Db, StoreError> {
         let mut open = self.lock_unless_closing(id).await;
         if let Some(db) = open.dbs.get(id) {
             db.touch();
             return Ok(db.clone());
         }
         let path = self.path_of(id);
-        if !create && !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
             return Err(StoreError::TenantNotFound(id.to_string()));
         }
         if open.dbs.len() >= self.max_open {
@@ -116,15 +119,8 @@ impl Registry {
         }
         let opts = self.opts.clone();
         let db = tokio::task::spawn_blocking(move || {
-            let existed = path.exists();
-            Db::open_blocking(&path, DbKind::Tenant, &opts, Some(fts::TENANT_WRITER)).map_err(|e| {
-                // A database this call created and could not finish (a full disk, say)
-                // must not stay behind as a tenant file no control.db row knows.
-                if create && !existed {
-                    remove_db_files(&path);
-                }
-                e.disk_full_on_open()
-            })
+            Db::open_blocking(&path, DbKind::Tenant, &opts, Some(fts::TENANT_WRITER))
+                .map_err(StoreError::disk_full_on_open)
         })
         .await
         .map_err(|e| StoreError::Join(e.to_string()))??;
@@ -134,6 +130,31 @@ impl Registry {
         open.dbs.insert(id.clone(), db.clone());
         metrics::gauge!(m::STORE_OPEN_TENANT_DBS).set(open.dbs.len() as f64);
         Ok(db)
+    }
+
+    /// Builds `id`'s database file (see `tenant_files`) without opening it.
+    pub(crate) async fn create_file(&self, id: &TenantId) -> Result<(), StoreError> {
+        let (dir, id, opts) = (self.dir.clone(), id.clone(), self.opts.clone());
+        tokio::task::spawn_blocking(move || {
+            tenant_files::build_blocking(&dir, &id, opts.synchronous, opts.busy_timeout)
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))?
+        .map(|_| ())
+    }
+
+    /// Removes the file [`Registry::create_file`] made when its row could not be committed.
+    pub(crate) async fn discard_new_file(&self, id: &TenantId) {
+        let path = self.path_of(id);
+        let _ = tokio::task::spawn_blocking(move || tenant_files::remove_db_files(&path)).await;
+    }
+
+    /// The start-up sweep of tenant files no row in `owned` owns (see `tenant_files`).
+    pub(crate) async fn sweep_orphans(&self, owned: std::collections::HashSet<String>) -> Sweep {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || tenant_files::sweep_blocking(&dir, &owned))
+            .await
+            .unwrap_or_default()
     }
 
     /// Closes databases idle for longer than the idle limit and held by nobody.
@@ -209,14 +230,5 @@ impl Registry {
             self.close_db(db).await;
         }
         metrics::gauge!(m::STORE_OPEN_TENANT_DBS).set(0.0);
-    }
-}
-
-/// Removes a database file and its -wal/-shm/-journal companions, ignoring absent ones.
-fn remove_db_files(db: &Path) {
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let mut p = db.as_os_str().to_owned();
-        p.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(p));
     }
 }

@@ -127,7 +127,8 @@ impl Store {
         v
     }
 
-    /// Creates a tenant (database file first, then its row and audit entry in one write).
+    /// Creates a tenant (database file first, then its row and audit entry in one write,
+    /// then the open; see [`Store::create_tenant`]).
     /// Refused while a deletion of the same id is younger than `reuse_after_ms`.
     // Each argument is one fact of the change; a struct would only rename them.
     #[allow(clippy::too_many_arguments)]
@@ -181,10 +182,11 @@ impl Store {
             .await
             .map_err(|e| StoreError::Join(e.to_string()))?;
         }
-        self.tenants.open(id, true).await?;
+        self.tenants.create_file(id).await?;
         let (name, ak) = (display_name.to_owned(), audit_key.clone());
         let settings = serde_json::to_string(&settings).unwrap_or_else(|_| "{}".into());
-        self.control
+        let row = self
+            .control
             .write(move |c| {
                 let n = c
                     .execute(
@@ -210,7 +212,8 @@ impl Store {
                 append(c, &ak, &audit)?;
                 get(c, &tid)?.ok_or(StoreError::TenantNotFound(tid))
             })
-            .await
+            .await;
+        self.finish_create(id, row).await
     }
 
     pub async fn get_tenant_details(&self, id: &TenantId) -> Result<TenantDetails, StoreError> {

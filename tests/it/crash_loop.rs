@@ -323,15 +323,75 @@ fn check_after_kill(data: &Path, replicas: &Replicas, acked: &Acked, work: &Path
 }
 
 /// Starts the server and kills it before (or soon after) it reports listening: recovery,
-/// restore-on-start and the first syncs get interrupted too.
-fn kill_during_startup(data: &Path, env: &[(&str, &str)], after: Duration) {
+/// restore-on-start and the first syncs get interrupted too. Returns its log.
+fn kill_during_startup(data: &Path, env: &[(&str, &str)], after: Duration) -> String {
     let mut cmd = support::Server::command(data, &[], env);
-    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn gleaner");
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
     // Not a wait for anything: the kill lands at this random moment of start-up.
     std::thread::sleep(after);
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     support::wait_exit(&mut child, Duration::from_secs(10));
+    log.join().unwrap_or_default()
+}
+
+/// Full L0 captures a server logged (its first sync of a new replica logs at debug level and
+/// is not counted): each one re-uploads the whole database.
+fn full_captures<'a>(lines: impl IntoIterator<Item = &'a str>) -> usize {
+    lines
+        .into_iter()
+        .filter(|l| l.contains("shipped a full L0"))
+        .count()
+}
+
+/// Bytes of the replica's LTX files, all levels.
+fn replica_bytes(b: &Backend) -> u64 {
+    match b {
+        Backend::File(root) => (0..=9u8)
+            .flat_map(|l| std::fs::read_dir(root.join("ltx").join(l.to_string())).into_iter())
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum(),
+        Backend::S3 {
+            endpoint,
+            bucket,
+            path,
+        } => {
+            use gleaner::replicate::client::ReplicaClient;
+            use gleaner::replicate::s3_client::{sdk_client, S3Client};
+            let opts = support::s3_options(endpoint);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let c = S3Client::new(sdk_client(&opts).await, bucket, path, &opts);
+                let mut n = 0;
+                for l in 0..=9u8 {
+                    n += c.list(l).await.unwrap().iter().map(|f| f.size).sum::<u64>();
+                }
+                n
+            })
+        }
+    }
+}
+
+/// Bytes of a database with its WAL.
+fn db_bytes(db: &Path) -> u64 {
+    let wal = PathBuf::from(format!("{}-wal", db.display()));
+    [db.to_path_buf(), wal]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 #[test]
@@ -368,13 +428,16 @@ fn sigkill_loop_loses_no_acknowledged_write() {
 
     let mut startup_kills = 0usize;
     let mut sent_total = 0usize;
+    // Full captures logged by the servers between the first kill and the final stop.
+    let mut full_l0 = 0usize;
     for round in 0..kills {
         let ctx = format!("seed {seed}, kill {}/{kills}", round + 1);
         // One kill in five lands while the server is starting.
         if round > 0 && rng.random_range(0..5) == 0 {
             let after = Duration::from_millis(rng.random_range(0..400));
             eprintln!("{ctx}: SIGKILL {after:?} after spawn (start-up)");
-            kill_during_startup(&data, &env_ref, after);
+            let log = kill_during_startup(&data, &env_ref, after);
+            full_l0 += full_captures(log.lines());
             startup_kills += 1;
             check_after_kill(&data, &replicas, &acked.lock().unwrap(), work, &ctx);
             continue;
@@ -406,6 +469,15 @@ fn sigkill_loop_loses_no_acknowledged_write() {
         let mut server = server;
         let st = server.wait(Duration::from_secs(10));
         assert!(!st.success(), "{ctx}: the server exited on its own");
+        // The reader thread has the whole log once the pipe closes; what it has not
+        // forwarded yet is at most the last lines, which a kill cuts off anyway.
+        let log: Vec<String> = server
+            .startup_log()
+            .iter()
+            .cloned()
+            .chain(server.drain_log())
+            .collect();
+        full_l0 += full_captures(log.iter().map(String::as_str));
         sent_total += rt.block_on(load).unwrap();
         check_after_kill(&data, &replicas, &acked.lock().unwrap(), work, &ctx);
     }
@@ -419,7 +491,19 @@ fn sigkill_loop_loses_no_acknowledged_write() {
     // A last start and a clean stop: SIGTERM ships the last frames, so the replica's latest
     // TXID is the local state.
     let server = support::Server::start(&data, &[], &env_ref);
-    assert!(server.stop().success(), "seed {seed}: clean stop failed");
+    let early: Vec<String> = server.startup_log().to_vec();
+    let mut server = server;
+    server.signal(libc::SIGTERM);
+    assert!(
+        server.wait(Duration::from_secs(30)).success(),
+        "seed {seed}: clean stop failed"
+    );
+    let log: Vec<String> = early.into_iter().chain(server.drain_log()).collect();
+    full_l0 += full_captures(log.iter().map(String::as_str));
+    drop(server);
+    let (mut lost, mut corrupt) = (0usize, 0usize);
+    let (mut rep_bytes, mut data_bytes) = (0u64, 0u64);
+    let mut l9 = 0usize;
     let mut checks = 0usize;
     for (name, local, replica) in TENANTS
         .iter()
@@ -430,6 +514,10 @@ fn sigkill_loop_loses_no_acknowledged_write() {
             replicas.of("control"),
         )])
     {
+        rep_bytes += replica_bytes(&replica);
+        data_bytes += db_bytes(&local);
+        l9 += support::replica_files(&replica, 9);
+        corrupt += usize::from(integrity(&local) != "ok");
         assert_eq!(integrity(&local), "ok", "seed {seed}: {name} corrupt");
         let (g, l) = (
             work.join(format!("final-g-{name}.db")),
@@ -441,6 +529,7 @@ fn sigkill_loop_loses_no_acknowledged_write() {
         litestream_restore(&replica, &["-txid", &format!("{txid:016x}")], &l)
             .unwrap_or_else(|e| panic!("seed {seed}: litestream restore of {name}: {e}"));
         for (tool, db) in [("gleaner", &g), ("litestream", &l)] {
+            corrupt += usize::from(integrity(db) != "ok");
             assert_eq!(
                 integrity(db),
                 "ok",
@@ -458,6 +547,14 @@ fn sigkill_loop_loses_no_acknowledged_write() {
             "seed {seed}: gleaner's and litestream's restores of {name} differ"
         );
         if let Some(t) = TENANTS.iter().find(|t| **t == name) {
+            let have = versions(&g);
+            lost += acked
+                .keys
+                .get(t)
+                .into_iter()
+                .flatten()
+                .filter(|k| !have.contains_key(*k))
+                .count();
             assert_acked_in(
                 &acked,
                 t,
@@ -478,5 +575,14 @@ fn sigkill_loop_loses_no_acknowledged_write() {
         acked.total_keys(),
         sent_total,
         started.elapsed().as_secs_f64()
+    );
+    // One line for scripts/bench-crash.sh (docs/benchmarks.md): the issue 20 figures.
+    eprintln!(
+        "crash-bench: replica={} kills={kills} acknowledged_writes={} lost={lost} corrupt={corrupt} \
+         full_l0_captures={full_l0} l9_snapshots={l9} replica_bytes={rep_bytes} data_bytes={data_bytes} \
+         replica_per_data={:.2}",
+        replicas.kind(),
+        acked.total_keys(),
+        rep_bytes as f64 / data_bytes.max(1) as f64
     );
 }

@@ -49,3 +49,4 @@ mod server;
 mod store_writer;
 mod support_ports;
 mod telemetry_otlp;
+mod tenant_orphans;

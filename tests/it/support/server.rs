@@ -31,6 +31,8 @@ pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    /// Log lines before "listening" (start-up: migrations, sweeps, restores).
+    startup: Vec<String>,
     log: mpsc::Receiver<String>,
 }
 
@@ -105,6 +107,7 @@ impl Server {
             child,
             addr,
             data_dir: data_dir.to_path_buf(),
+            startup: seen,
             log: rx,
         }
     }
@@ -120,6 +123,11 @@ impl Server {
     /// Waits for exit with a deadline; kills and panics if it does not come.
     pub fn wait(&mut self, within: Duration) -> ExitStatus {
         wait_exit(&mut self.child, within)
+    }
+
+    /// Log lines written before the server reported "listening".
+    pub fn startup_log(&self) -> &[String] {
+        &self.startup
     }
 
     /// Log lines received so far.
