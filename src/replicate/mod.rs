@@ -21,6 +21,7 @@ pub mod restore;
 pub mod runtime;
 pub mod runtime_error;
 pub mod s3_client;
+pub mod status;
 pub mod url;
 pub mod wal;
 
