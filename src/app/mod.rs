@@ -124,7 +124,11 @@ pub async fn serve_on(cfg: Config, bound: Option<std::net::TcpListener>) -> Resu
     // Last-used times and request counts gathered since the last flush.
     auth.upkeep().await;
     auth_tasks::log_audit_checkpoint(&store, auth.audit_key(), "shutdown").await;
-    // Closing the store ships every database's tail through the replicator's hooks.
+    // Closing the store ships every database's tail through the replicator's hooks, all
+    // within one `replicate.shutdown_ship_timeout_ms`.
+    if let Some(r) = &replicator {
+        r.begin_shutdown();
+    }
     store.close().await;
     tracing::info!(drained = ?drained, "stopped");
     // Commits the destination never took are not a clean stop: the log named them per

@@ -107,7 +107,7 @@ impl Target {
 enum Msg {
     /// Ship everything (under the writer's exclusive lock when possible), then stop;
     /// answers whether everything was shipped.
-    Final(oneshot::Sender<bool>),
+    Final(Instant, oneshot::Sender<bool>),
     /// Ship everything now and answer with the TXIDs per destination.
     SyncNow(oneshot::Sender<Result<Vec<u64>, String>>),
 }
@@ -122,6 +122,9 @@ struct Shared {
     /// Databases whose last close left commits unshipped (removed again by a complete
     /// close): what a shutdown reports and exits non-zero for.
     unshipped: Mutex<HashSet<PathBuf>>,
+    /// Set when a shutdown begins: one deadline for every database's final ship, so a
+    /// shutdown closing many databases is bounded by the timeout once, not per database.
+    stop_deadline: Mutex<Option<Instant>>,
 }
 
 struct TaskHandle {
@@ -165,6 +168,7 @@ impl Replicator {
                 uploads,
                 tasks: Mutex::new(HashMap::new()),
                 unshipped: Mutex::new(HashSet::new()),
+                stop_deadline: Mutex::new(None),
             }),
         }
     }
@@ -302,10 +306,18 @@ impl Replicator {
         let Some(h) = handle else { return };
         let (tx, rx) = oneshot::channel();
         let mut shipped = false;
-        if h.tx.send(Msg::Final(tx)).await.is_ok() {
-            // The task bounds its own attempts by `shutdown_ship_timeout`; the margin only
-            // covers a task that is wedged, which must not hold a shutdown forever.
-            let bound = self.shared.settings.shutdown_ship_timeout + Duration::from_secs(5);
+        let timeout = self.shared.settings.shutdown_ship_timeout;
+        let deadline = match self.shared.stop_deadline.lock() {
+            Ok(d) => *d,
+            Err(p) => *p.into_inner(),
+        }
+        .unwrap_or_else(|| Instant::now() + timeout);
+        if h.tx.send(Msg::Final(deadline, tx)).await.is_ok() {
+            // The task bounds its own attempts by the deadline (at least a short try); the
+            // margin only covers a wedged task, which must not hold a shutdown forever.
+            let bound = deadline.saturating_duration_since(Instant::now())
+                + crate::replicate::FINAL_MIN_TRY
+                + Duration::from_secs(5);
             match tokio::time::timeout(bound, rx).await {
                 Ok(Ok(all)) => shipped = all,
                 Ok(Err(_)) => {}
@@ -338,8 +350,19 @@ impl Replicator {
         v
     }
 
+    /// A shutdown begins: from now on every final ship shares one deadline,
+    /// `replicate.shutdown_ship_timeout_ms` from here.
+    pub fn begin_shutdown(&self) {
+        let mut d = match self.shared.stop_deadline.lock() {
+            Ok(d) => d,
+            Err(p) => p.into_inner(),
+        };
+        d.get_or_insert_with(|| Instant::now() + self.shared.settings.shutdown_ship_timeout);
+    }
+
     /// Final ship for every database (shutdown of `gleaner replicate`).
     pub async fn detach_all(&self) {
+        self.begin_shutdown();
         let paths: Vec<PathBuf> = match self.shared.tasks.lock() {
             Ok(t) => t.keys().cloned().collect(),
             Err(p) => p.into_inner().keys().cloned().collect(),
@@ -468,8 +491,8 @@ impl DbTask {
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         msg = rx.recv() => match msg {
-                            Some(Msg::Final(done)) => {
-                                let all = self.final_sync().await;
+                            Some(Msg::Final(deadline, done)) => {
+                                let all = self.final_sync(deadline).await;
                                 let _ = done.send(all);
                                 return;
                             }
@@ -488,8 +511,8 @@ impl DbTask {
                     self.sync_cycle().await;
                 }
                 msg = rx.recv() => match msg {
-                    Some(Msg::Final(done)) => {
-                        let all = self.final_sync().await;
+                    Some(Msg::Final(deadline, done)) => {
+                        let all = self.final_sync(deadline).await;
                         let _ = done.send(all);
                         return;
                     }

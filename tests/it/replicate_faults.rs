@@ -216,15 +216,15 @@ fn unknown_replica_position_reads_as_behind_since_start_up() {
 #[test]
 fn stop_ships_when_the_store_is_back_and_fails_loudly_when_not() {
     let dir = tempfile::tempdir().unwrap();
-    // A long sync interval: after the store returns, the stop comes before any tick
-    // could ship, so the stop itself must.
+    // A long sync interval: the store is back (a restart takes seconds) well before the
+    // tick after the failed one, so whatever ships after the restart is the stop's doing.
     let mut node = Node::new(
         dir.path(),
         "stop",
         &[
-            ("GLEANER_REPLICATE__SYNC_INTERVAL_MS", "3000"),
+            ("GLEANER_REPLICATE__SYNC_INTERVAL_MS", "20000"),
             ("GLEANER_REPLICATE__MAX_LAG_SECS", "600"),
-            ("GLEANER_REPLICATE__SHUTDOWN_SHIP_TIMEOUT_MS", "3000"),
+            ("GLEANER_REPLICATE__SHUTDOWN_SHIP_TIMEOUT_MS", "10000"),
             ("GLEANER_REPLICATE__UPLOAD_ATTEMPTS", "2"),
         ],
     );

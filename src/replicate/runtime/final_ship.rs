@@ -13,10 +13,12 @@ impl DbTask {
     /// The last ship before the database closes: keeps trying for
     /// `shutdown_ship_timeout` even while the destination fails (it may just have come
     /// back), then says at error level what stayed unshipped. True if everything shipped.
-    pub(super) async fn final_sync(&mut self) -> bool {
-        let bound = self.shared.settings.shutdown_ship_timeout;
-        let _ = std::fs::remove_file(marker_path(&self.staging));
+    pub(super) async fn final_sync(&mut self, deadline: Instant) -> bool {
+        let bound = deadline
+            .saturating_duration_since(Instant::now())
+            .max(crate::replicate::FINAL_MIN_TRY);
         let deadline = Instant::now() + bound;
+        let _ = std::fs::remove_file(marker_path(&self.staging));
         let shipped = tokio::time::timeout(bound, self.final_attempts(deadline))
             .await
             .unwrap_or(false);
