@@ -106,8 +106,10 @@ impl Target {
 
 enum Msg {
     /// Ship everything (under the writer's exclusive lock when possible), then stop;
-    /// answers whether everything was shipped.
-    Final(Instant, oneshot::Sender<bool>),
+    /// answers whether everything was shipped. No deadline: an idle close while the
+    /// destination fails, which must not keep the tenant closing (and its next open
+    /// waiting) for the whole timeout; the WAL keeps the frames for the next open.
+    Final(Option<Instant>, oneshot::Sender<bool>),
     /// Ship everything now and answer with the TXIDs per destination.
     SyncNow(oneshot::Sender<Result<Vec<u64>, String>>),
 }
@@ -307,16 +309,21 @@ impl Replicator {
         let (tx, rx) = oneshot::channel();
         let mut shipped = false;
         let timeout = self.shared.settings.shutdown_ship_timeout;
-        let deadline = match self.shared.stop_deadline.lock() {
+        let stop = match self.shared.stop_deadline.lock() {
             Ok(d) => *d,
             Err(p) => *p.into_inner(),
-        }
-        .unwrap_or_else(|| Instant::now() + timeout);
+        };
+        let deadline = match stop {
+            Some(d) => Some(d),
+            None if h.status.failing.load(Ordering::Relaxed) => None,
+            None => Some(Instant::now() + timeout),
+        };
         if h.tx.send(Msg::Final(deadline, tx)).await.is_ok() {
             // The task bounds its own attempts by the deadline (at least a short try); the
             // margin only covers a wedged task, which must not hold a shutdown forever.
-            let bound = deadline.saturating_duration_since(Instant::now())
-                + crate::replicate::FINAL_MIN_TRY
+            let bound = deadline.map_or(Duration::ZERO, |d| {
+                d.saturating_duration_since(Instant::now())
+            }) + crate::replicate::FINAL_MIN_TRY
                 + Duration::from_secs(5);
             match tokio::time::timeout(bound, rx).await {
                 Ok(Ok(all)) => shipped = all,

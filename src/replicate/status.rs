@@ -89,3 +89,23 @@ pub async fn watch_while_syncing(
         last = Instant::now();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_mark_wins_until_cleared() {
+        let s = DbStatus::default();
+        assert_eq!(s.lag(), Duration::ZERO);
+        let early = Instant::now();
+        s.mark_unshipped(early);
+        s.mark_unshipped(early + Duration::from_secs(3600));
+        // A later mark does not move the clock forward: lag still counts from `early`.
+        assert!(s.lag() < Duration::from_secs(3600));
+        assert!(s.is_unshipped());
+        s.clear_unshipped();
+        assert!(!s.is_unshipped());
+        assert_eq!(s.lag(), Duration::ZERO);
+    }
+}

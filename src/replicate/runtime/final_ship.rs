@@ -10,10 +10,16 @@ use crate::replicate::replica::Replica;
 use crate::replicate::runtime_error::ReplicateError;
 
 impl DbTask {
-    /// The last ship before the database closes: keeps trying for
-    /// `shutdown_ship_timeout` even while the destination fails (it may just have come
-    /// back), then says at error level what stayed unshipped. True if everything shipped.
-    pub(super) async fn final_sync(&mut self, deadline: Instant) -> bool {
+    /// The last ship before the database closes: keeps trying until `deadline` (at least
+    /// briefly) even while the destination fails (it may just have come back), then says
+    /// at error level what stayed unshipped. True if everything shipped. Without a
+    /// deadline (idle close during an outage) it does not try.
+    pub(super) async fn final_sync(&mut self, deadline: Option<Instant>) -> bool {
+        let Some(deadline) = deadline else {
+            tracing::warn!(db = %self.files.db.display(),
+                "closing with unshipped frames (destination unreachable); they ship on the next open");
+            return self.replicas.len() == self.shared.dests.len() && !self.status.is_unshipped();
+        };
         let bound = deadline
             .saturating_duration_since(Instant::now())
             .max(crate::replicate::FINAL_MIN_TRY);
