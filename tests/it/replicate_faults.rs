@@ -280,3 +280,66 @@ fn stop_ships_when_the_store_is_back_and_fails_loudly_when_not() {
         "no error naming the unshipped data of control.db: {seen:?}"
     );
 }
+
+#[test]
+fn replicate_command_stop_with_the_store_down_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s3 = S3Server::start(&dir.path().join("s3"));
+    s3.create_bucket("ext");
+    let b = s3.backend("ext", "src");
+    let src = dir.path().join("src.db");
+    let c = rusqlite::Connection::open(&src).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    let mode: String = c
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);")
+        .unwrap();
+    let cfg = dir.path().join("gleaner.toml");
+    std::fs::write(
+        &cfg,
+        "[replicate]\nsync_interval_ms = 100\nupload_attempts = 2\nshutdown_ship_timeout_ms = 2000\n",
+    )
+    .unwrap();
+    let mut cmd = command();
+    cmd.arg("--config")
+        .arg(&cfg)
+        .args(["replicate", "--db"])
+        .arg(&src)
+        .args(["--replica", &b.gleaner_url()])
+        .envs(b.env());
+    stdio_piped(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let log = collect_stderr(&mut child);
+    c.execute("INSERT INTO t (v) VALUES ('shipped')", [])
+        .unwrap();
+    let probe = dir.path().join("probe.db");
+    wait_replica(
+        &b,
+        &content(&src),
+        &probe,
+        Duration::from_secs(60),
+        "the replica before the outage",
+    );
+    s3.stop();
+    for i in 0..10 {
+        c.execute("INSERT INTO t (v) VALUES (?1)", [format!("unshipped {i}")])
+            .unwrap();
+    }
+    signal(&child, libc::SIGTERM);
+    let st = wait_exit(&mut child, Duration::from_secs(60));
+    let lines = log.lock().unwrap().clone();
+    assert!(
+        !st.success(),
+        "gleaner replicate exited {st}:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("ERROR") && l.contains("unshipped") && l.contains("wal_bytes")),
+        "no error line naming the unshipped data:\n{}",
+        lines.join("\n")
+    );
+}
