@@ -33,6 +33,9 @@ pub enum AppError {
     Unhealthy { url: String, reason: String },
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The stop left commits unshipped: a typed outcome, not a failure to start.
+    #[error("{0}")]
+    Unshipped(ReplicateError),
     #[error("OIDC configuration: {0}")]
     Oidc(#[from] crate::auth::oidc::OidcError),
 }
@@ -43,7 +46,7 @@ impl AppError {
             AppError::Config(e) => e.kind(),
             AppError::Store(e) => e.kind(),
             AppError::Cpu(e) => e.kind(),
-            AppError::Replicate(e) => e.kind(),
+            AppError::Replicate(e) | AppError::Unshipped(e) => e.kind(),
             AppError::Bind { .. } | AppError::Signals(_) => ErrorKind::Environment,
             AppError::Unhealthy { .. } => ErrorKind::Unavailable,
             AppError::Tls(e) => e.kind(),

@@ -9,8 +9,10 @@
 //! SIGINT, [`signals`]): readiness turns false, the server stops accepting and drains
 //! in-flight requests within `http.shutdown_timeout_ms`, harvest runs finish their
 //! in-flight URLs (and stay resumable), then every database writer commits what it has
-//! queued, the replicator ships each database's last frames, and it closes. Only then does
-//! the process exit 0.
+//! queued, the replicator ships each database's last frames (trying for
+//! `replicate.shutdown_ship_timeout_ms` even while the destination fails), and it closes.
+//! Only then does the process exit: 0, or 1 when some database closed with commits
+//! unshipped (each logged at error level).
 //!
 //! The one-shot commands (`restore`, `key create`, …) live in `crate::commands`, one file
 //! each; they use this module, never the other way round.
@@ -30,6 +32,7 @@ use crate::cpu::CpuPool;
 use crate::harvest::runtime::Harvester;
 use crate::http::{self, ApiSettings, AppState, TlsReloader};
 use crate::replicate::runtime::Replicator;
+use crate::replicate::ReplicateError;
 use crate::store::{CheckpointPolicy, DbObserver, PendingEraser, Store};
 use crate::telemetry;
 
@@ -121,10 +124,19 @@ pub async fn serve_on(cfg: Config, bound: Option<std::net::TcpListener>) -> Resu
     // Last-used times and request counts gathered since the last flush.
     auth.upkeep().await;
     auth_tasks::log_audit_checkpoint(&store, auth.audit_key(), "shutdown").await;
-    // Closing the store ships every database's tail through the replicator's hooks.
+    // Closing the store ships every database's tail through the replicator's hooks, all
+    // within one `replicate.shutdown_ship_timeout_ms`.
+    if let Some(r) = &replicator {
+        r.begin_shutdown();
+    }
     store.close().await;
     tracing::info!(drained = ?drained, "stopped");
-    Ok(())
+    // Commits the destination never took are not a clean stop: the log named them per
+    // database, the exit code says so to the service manager.
+    match replicator.map(|r| r.unshipped_at_close()) {
+        Some(dbs) if !dbs.is_empty() => Err(AppError::Unshipped(ReplicateError::Unshipped(dbs))),
+        _ => Ok(()),
+    }
 }
 
 /// Opens the store: with replication on, the replicator is its observer and owns

@@ -1,5 +1,7 @@
 //! `gleaner replicate`: replicates a SQLite database another program writes (WAL mode),
-//! the way Litestream's `replicate` does, until SIGTERM/SIGINT; then ships the tail.
+//! the way Litestream's `replicate` does, until SIGTERM/SIGINT; then ships the tail
+//! (for up to `replicate.shutdown_ship_timeout_ms`), exiting 1 if some of it stayed
+//! unshipped.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,5 +59,9 @@ async fn replicate(cfg: &Config, db: &Path, url: &str) -> Result<(), CommandErro
     );
     rep.detach_all().await;
     tracing::info!("stopped");
+    let left = rep.unshipped_at_close();
+    if !left.is_empty() {
+        return Err(ReplicateError::Unshipped(left).into());
+    }
     Ok(())
 }

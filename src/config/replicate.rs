@@ -39,6 +39,10 @@ pub struct ReplicateConfig {
     pub max_wal_bytes: u64,
     /// /readyz fails while some commit is unshipped for longer than this (seconds).
     pub max_lag_secs: u64,
+    /// How long closing a database (and so a shutdown, per database) keeps trying to ship
+    /// its unshipped commits, even while the destination fails (milliseconds). What is
+    /// still unshipped then is logged at error level and the process exits non-zero.
+    pub shutdown_ship_timeout_ms: u64,
     /// Compaction intervals of levels 1, 2, 3, … in seconds (Litestream: 30, 300, 3600).
     pub level_intervals_secs: Vec<u64>,
     /// Write an L9 snapshot this often (seconds) when the database changed.
@@ -72,6 +76,7 @@ impl Default for ReplicateConfig {
             truncate_wal_bytes: 256 * 1024 * 1024,
             max_wal_bytes: 1024 * 1024 * 1024,
             max_lag_secs: 60,
+            shutdown_ship_timeout_ms: 30_000,
             level_intervals_secs: vec![30, 300, 3600],
             snapshot_interval_secs: 86_400,
             snapshot_retention_secs: 86_400,

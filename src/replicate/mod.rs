@@ -21,11 +21,16 @@ pub mod restore;
 pub mod runtime;
 pub mod runtime_error;
 pub mod s3_client;
+pub mod status;
 pub mod url;
 pub mod wal;
 
 pub use error::{CodecErrorKind, Error, Result};
 pub use runtime_error::ReplicateError;
+
+/// The shortest final ship a closing database gets, even past the shutdown deadline: an
+/// up-to-date database needs no request to confirm it, only a moment.
+pub(crate) const FINAL_MIN_TRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[cfg(test)]
 mod wal_sqlite_tests;

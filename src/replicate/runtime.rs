@@ -11,9 +11,9 @@
 //! TRUNCATE past `truncate_wal_bytes`). Before a database closes, the same job ships the
 //! tail without checkpointing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,10 @@ use crate::replicate::capture::DbFiles;
 use crate::replicate::client::ReplicaClient;
 use crate::replicate::replica::{Replica, ReplicaSettings};
 use crate::replicate::runtime_error::ReplicateError;
+use crate::replicate::status::watch_while_syncing;
+pub use crate::replicate::status::DbStatus;
+
+mod final_ship;
 use crate::replicate::url::Destination;
 use crate::store::{
     BoxFuture, CheckpointMode, CheckpointResult, Db, DbObserver, ExternalDb, StoreError, WeakDb,
@@ -42,6 +46,8 @@ pub struct RuntimeSettings {
     pub truncate_wal_bytes: u64,
     pub max_wal_bytes: u64,
     pub max_lag: Duration,
+    /// How long a database's close (and so a shutdown) keeps trying to ship its tail.
+    pub shutdown_ship_timeout: Duration,
 }
 
 impl RuntimeSettings {
@@ -66,6 +72,7 @@ impl RuntimeSettings {
             truncate_wal_bytes: c.truncate_wal_bytes,
             max_wal_bytes: c.max_wal_bytes,
             max_lag: Duration::from_secs(c.max_lag_secs),
+            shutdown_ship_timeout: Duration::from_millis(c.shutdown_ship_timeout_ms),
         }
     }
 }
@@ -97,18 +104,12 @@ impl Target {
     }
 }
 
-/// Live numbers of one database, read by the health check and the metrics updater.
-#[derive(Debug, Default)]
-pub struct DbStatus {
-    pub lag_ms: AtomicU64,
-    pub wal_bytes: AtomicU64,
-    pub last_txid: AtomicU64,
-    pub failing: AtomicBool,
-}
-
 enum Msg {
-    /// Ship everything (under the writer's exclusive lock when possible), then stop.
-    Final(oneshot::Sender<()>),
+    /// Ship everything (under the writer's exclusive lock when possible), then stop;
+    /// answers whether everything was shipped. No deadline: an idle close while the
+    /// destination fails, which must not keep the tenant closing (and its next open
+    /// waiting) for the whole timeout; the WAL keeps the frames for the next open.
+    Final(Option<Instant>, oneshot::Sender<bool>),
     /// Ship everything now and answer with the TXIDs per destination.
     SyncNow(oneshot::Sender<Result<Vec<u64>, String>>),
 }
@@ -120,6 +121,12 @@ struct Shared {
     cpu: CpuPool,
     uploads: Arc<Semaphore>,
     tasks: Mutex<HashMap<PathBuf, TaskHandle>>,
+    /// Databases whose last close left commits unshipped (removed again by a complete
+    /// close): what a shutdown reports and exits non-zero for.
+    unshipped: Mutex<HashSet<PathBuf>>,
+    /// Set when a shutdown begins: one deadline for every database's final ship, so a
+    /// shutdown closing many databases is bounded by the timeout once, not per database.
+    stop_deadline: Mutex<Option<Instant>>,
 }
 
 struct TaskHandle {
@@ -162,6 +169,8 @@ impl Replicator {
                 cpu,
                 uploads,
                 tasks: Mutex::new(HashMap::new()),
+                unshipped: Mutex::new(HashSet::new()),
+                stop_deadline: Mutex::new(None),
             }),
         }
     }
@@ -218,7 +227,6 @@ impl Replicator {
             status: Arc::clone(&status),
             replicas: Vec::new(),
             last_stamp: None,
-            unshipped_since: None,
             last_check: Instant::now(),
             last_checkpoint: Instant::now(),
             shipped_since_checkpoint: false,
@@ -299,21 +307,69 @@ impl Replicator {
         };
         let Some(h) = handle else { return };
         let (tx, rx) = oneshot::channel();
-        if h.tx.send(Msg::Final(tx)).await.is_ok() {
-            // Bounded: a destination that is down must not hold a close (or shutdown)
-            // forever; the WAL keeps what was not shipped and the next open resumes.
-            if tokio::time::timeout(Duration::from_secs(30), rx)
-                .await
-                .is_err()
-            {
-                tracing::warn!(db = %path.display(), "final replication sync did not finish within 30s; the WAL keeps the unshipped frames");
+        let mut shipped = false;
+        let timeout = self.shared.settings.shutdown_ship_timeout;
+        let stop = match self.shared.stop_deadline.lock() {
+            Ok(d) => *d,
+            Err(p) => *p.into_inner(),
+        };
+        let deadline = match stop {
+            Some(d) => Some(d),
+            None if h.status.failing.load(Ordering::Relaxed) => None,
+            None => Some(Instant::now() + timeout),
+        };
+        if h.tx.send(Msg::Final(deadline, tx)).await.is_ok() {
+            // The task bounds its own attempts by the deadline (at least a short try); the
+            // margin only covers a wedged task, which must not hold a shutdown forever.
+            let bound = deadline.map_or(Duration::ZERO, |d| {
+                d.saturating_duration_since(Instant::now())
+            }) + crate::replicate::FINAL_MIN_TRY
+                + Duration::from_secs(5);
+            match tokio::time::timeout(bound, rx).await {
+                Ok(Ok(all)) => shipped = all,
+                Ok(Err(_)) => {}
+                Err(_) => {
+                    tracing::error!(db = %path.display(), wal_bytes = h.status.wal_bytes.load(Ordering::Relaxed),
+                        "final replication sync did not finish; commits stay unshipped in the WAL")
+                }
             }
         }
         h.join.abort();
+        let mut set = match self.shared.unshipped.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        if shipped {
+            set.remove(path);
+        } else {
+            set.insert(path.to_path_buf());
+        }
+    }
+
+    /// Databases whose last close left commits unshipped (read after the store closed).
+    pub fn unshipped_at_close(&self) -> Vec<PathBuf> {
+        let set = match self.shared.unshipped.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        let mut v: Vec<PathBuf> = set.iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// A shutdown begins: from now on every final ship shares one deadline,
+    /// `replicate.shutdown_ship_timeout_ms` from here.
+    pub fn begin_shutdown(&self) {
+        let mut d = match self.shared.stop_deadline.lock() {
+            Ok(d) => d,
+            Err(p) => p.into_inner(),
+        };
+        d.get_or_insert_with(|| Instant::now() + self.shared.settings.shutdown_ship_timeout);
     }
 
     /// Final ship for every database (shutdown of `gleaner replicate`).
     pub async fn detach_all(&self) {
+        self.begin_shutdown();
         let paths: Vec<PathBuf> = match self.shared.tasks.lock() {
             Ok(t) => t.keys().cloned().collect(),
             Err(p) => p.into_inner().keys().cloned().collect(),
@@ -336,7 +392,7 @@ impl Replicator {
         let mut worst_wal: Option<&PathBuf> = None;
         let mut worst_lag: Option<&PathBuf> = None;
         for (p, t) in tasks.iter() {
-            let lag = Duration::from_millis(t.status.lag_ms.load(Ordering::Relaxed));
+            let lag = t.status.lag();
             let wal = t.status.wal_bytes.load(Ordering::Relaxed);
             if lag > h.max_lag {
                 h.max_lag = lag;
@@ -399,7 +455,6 @@ struct DbTask {
     status: Arc<DbStatus>,
     replicas: Vec<Replica>,
     last_stamp: Option<(u64, i128, u64)>,
-    unshipped_since: Option<Instant>,
     last_check: Instant,
     last_checkpoint: Instant,
     shipped_since_checkpoint: bool,
@@ -429,6 +484,9 @@ impl DbTask {
                 Ok(()) => {}
                 Err(e) => {
                     self.status.failing.store(true, Ordering::Relaxed);
+                    // An unknown position may hide a backlog (a crash while the store was
+                    // down): count as behind since start-up until the position is read.
+                    self.status.mark_unshipped(self.last_check);
                     if attempt == 0 {
                         tracing::warn!(db = %self.files.db.display(), error = %e, "cannot read the replica position; retrying");
                     } else {
@@ -440,7 +498,11 @@ impl DbTask {
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         msg = rx.recv() => match msg {
-                            Some(Msg::Final(done)) => { let _ = done.send(()); return; }
+                            Some(Msg::Final(deadline, done)) => {
+                                let all = self.final_sync(deadline).await;
+                                let _ = done.send(all);
+                                return;
+                            }
                             Some(Msg::SyncNow(r)) => { let _ = r.send(Err(e.to_string())); }
                             None => return,
                         }
@@ -456,9 +518,9 @@ impl DbTask {
                     self.sync_cycle().await;
                 }
                 msg = rx.recv() => match msg {
-                    Some(Msg::Final(done)) => {
-                        self.final_sync().await;
-                        let _ = done.send(());
+                    Some(Msg::Final(deadline, done)) => {
+                        let all = self.final_sync(deadline).await;
+                        let _ = done.send(all);
                         return;
                     }
                     Some(Msg::SyncNow(reply)) => {
@@ -508,11 +570,21 @@ impl DbTask {
                 .replicas
                 .iter()
                 .all(|r| r.shipped() && r.pos.is_some() && !r.force_full);
+        let wal = stamp.map_or(0, |s| s.0);
+        self.status.wal_bytes.store(wal, Ordering::Relaxed);
         if !idle {
-            if self.unshipped_since.is_none() {
-                self.unshipped_since = Some(self.last_check);
-            }
-            match self.sync().await {
+            self.status.mark_unshipped(self.last_check);
+            let watch = watch_while_syncing(
+                self.files.clone(),
+                Arc::clone(&self.status),
+                stamp,
+                self.shared.settings.sync_interval,
+            );
+            let res = tokio::select! {
+                r = self.sync() => r,
+                () = watch => unreachable!("the WAL watch never ends"),
+            };
+            match res {
                 Ok(shipped_any) => {
                     if self.status.failing.swap(false, Ordering::Relaxed) {
                         tracing::info!(db = %self.files.db.display(), "replication recovered");
@@ -523,12 +595,12 @@ impl DbTask {
                         // is seen (and timed) by the next tick. Under steady writes the lag
                         // therefore stays within about one interval instead of growing.
                         if self.replicas.iter().all(Replica::shipped) {
-                            self.unshipped_since = None;
+                            self.status.clear_unshipped();
                         }
                     } else if self.replicas.iter().all(Replica::shipped) {
                         // Nothing new after `stamp` was taken: caught up.
                         self.last_stamp = stamp;
-                        self.unshipped_since = None;
+                        self.status.clear_unshipped();
                     }
                 }
                 Err(e) => {
@@ -543,12 +615,6 @@ impl DbTask {
             }
         }
         self.last_check = now;
-        let wal = stamp.map_or(0, |s| s.0);
-        self.status.wal_bytes.store(wal, Ordering::Relaxed);
-        let lag = self
-            .unshipped_since
-            .map_or(0, |t| t.elapsed().as_millis() as u64);
-        self.status.lag_ms.store(lag, Ordering::Relaxed);
         if let Some(r) = self.replicas.first() {
             self.status
                 .last_txid
@@ -707,47 +773,8 @@ impl DbTask {
         if let Some(e) = err {
             return Err(e);
         }
-        self.unshipped_since = None;
+        self.status.clear_unshipped();
         self.last_stamp = None;
         Ok(())
-    }
-
-    async fn final_sync(&mut self) {
-        if self.replicas.is_empty() {
-            return;
-        }
-        if self.status.failing.load(Ordering::Relaxed) {
-            // A destination is down: retrying here would hold up the close (and a shutdown
-            // closing many databases) for nothing. The persisted WAL keeps the frames and
-            // the next open resumes from the replica's position.
-            tracing::warn!(db = %self.files.db.display(),
-                "closing with unshipped frames (destination unreachable); they ship on the next open");
-            return;
-        }
-        let _ = std::fs::remove_file(marker_path(&self.staging));
-        match self.ship_all_exclusive(None).await {
-            Ok(()) => {
-                if let Some(st) = self.shipped_stamp {
-                    let m = marker_path(&self.staging);
-                    if let Err(e) = std::fs::create_dir_all(&self.staging)
-                        .and_then(|()| std::fs::write(&m, stamp_text(st)))
-                    {
-                        tracing::debug!(path = %m.display(), error = %e, "cannot write the shipped marker");
-                    }
-                }
-            }
-            Err(e) => self.final_fallback(e).await,
-        }
-        tracing::debug!(db = %self.name, txids = ?self.txids(), "replication detached");
-    }
-
-    async fn final_fallback(&mut self, e: ReplicateError) {
-        {
-            // The writer may already be gone (shutdown order): ship what the files hold.
-            if let Err(e2) = self.sync().await {
-                tracing::warn!(db = %self.files.db.display(), error = %e, error2 = %e2,
-                    "final replication sync failed; the WAL keeps the unshipped frames for the next start");
-            }
-        }
     }
 }

@@ -45,6 +45,9 @@ pub enum ReplicateError {
     Join(String),
     #[error("replication is stopping")]
     Stopped,
+    /// Stopped with commits that never reached the destination (named in the log).
+    #[error("stopped with unshipped commits in {}", .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    Unshipped(Vec<PathBuf>),
 }
 
 impl ReplicateError {
@@ -66,6 +69,7 @@ impl ReplicateError {
             ReplicateError::Integrity { .. } => ErrorKind::InvalidInput,
             ReplicateError::Join(_) => ErrorKind::Internal,
             ReplicateError::Stopped => ErrorKind::ShuttingDown,
+            ReplicateError::Unshipped(_) => ErrorKind::Unavailable,
         }
     }
 

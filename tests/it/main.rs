@@ -42,6 +42,7 @@ mod ltx_litestream_compat;
 mod replicate_bad;
 mod replicate_compat;
 mod replicate_crash;
+mod replicate_faults;
 mod replicate_hooks;
 mod replicate_s3;
 mod sample_site;

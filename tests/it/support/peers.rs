@@ -161,6 +161,21 @@ impl S3Server {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections open but nothing answers, the outage
+    /// that holds a request until its timeout instead of refusing it.
+    pub fn pause(&self) {
+        if let Some(c) = &self.child {
+            super::process::signal(c, libc::SIGSTOP);
+        }
+    }
+
+    /// Lets a paused server run again.
+    pub fn resume(&self) {
+        if let Some(c) = &self.child {
+            super::process::signal(c, libc::SIGCONT);
+        }
+    }
+
     /// Starts it again on the same ports and data.
     pub fn restart(&mut self) {
         self.stop();
