@@ -58,6 +58,7 @@ impl RuntimeSettings {
                 snapshot_interval: Duration::from_secs(c.snapshot_interval_secs),
                 snapshot_retention: Duration::from_secs(c.snapshot_retention_secs),
                 l0_retention: Duration::from_secs(c.l0_retention_secs),
+                startup_compact_l0_files: c.startup_compact_l0_files,
             },
             sync_interval: Duration::from_millis(c.sync_interval_ms),
             upload_concurrency: c.upload_concurrency,
@@ -485,7 +486,8 @@ impl DbTask {
         {
             let client: Arc<dyn ReplicaClient> = d.at(&self.sub);
             let staging = self.staging.join(i.to_string());
-            let r = Replica::attach(client, staging, &self.shared.settings.replica).await?;
+            let mut r = Replica::attach(client, staging, &self.shared.settings.replica).await?;
+            r.adopt_resume_mark(crate::replicate::capture::db_inode(&self.files.db));
             tracing::debug!(db = %self.files.db.display(), replica = %r.client.describe(),
                 next_txid = r.next_txid, resume = r.pos.is_some(), "replica attached");
             self.replicas.push(r);
@@ -651,6 +653,9 @@ impl DbTask {
         let attempts = self.shared.settings.replica.upload_attempts;
         let uploads = Arc::clone(&self.shared.uploads);
         let handle = tokio::runtime::Handle::current();
+        if mode.is_some() {
+            self.replicas.iter().for_each(Replica::clear_resume_mark);
+        }
         let replicas = std::mem::take(&mut self.replicas);
         let started = Instant::now();
         let r = self
@@ -691,12 +696,9 @@ impl DbTask {
             let ck = ck?;
             metrics::histogram!(m::REPLICATION_CHECKPOINT_DURATION_SECONDS, "mode" => ck.mode.as_str())
                 .record(ck.duration.as_secs_f64());
+            let ino = crate::replicate::capture::db_inode(&self.files.db);
             for r in &mut self.replicas {
-                if ck.writes_may_have_slipped {
-                    r.force_full = true;
-                } else if let Some(p) = r.pos.as_mut() {
-                    p.restart_ok = true;
-                }
+                r.checkpointed(ck.writes_may_have_slipped, ino);
             }
             self.last_checkpoint = Instant::now();
             self.shipped_since_checkpoint = false;

@@ -43,6 +43,7 @@ mod replicate_bad;
 mod replicate_compat;
 mod replicate_crash;
 mod replicate_hooks;
+mod replicate_resume;
 mod replicate_s3;
 mod sample_site;
 mod server;
