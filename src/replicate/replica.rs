@@ -257,9 +257,16 @@ impl Replica {
             resume_mark::clear(&self.staging);
             return;
         }
-        let txid = self.next_txid - 1;
         if let Some(p) = self.pos.as_mut() {
             p.restart_ok = true;
+        }
+        self.write_resume_mark(db_ino);
+    }
+
+    /// Records the current position as shipped and checkpointed by us (see `resume_mark`).
+    pub fn write_resume_mark(&self, db_ino: u64) {
+        let txid = self.next_txid - 1;
+        if let Some(p) = self.pos.as_ref() {
             if let Err(e) = resume_mark::write(&self.staging, txid, p, db_ino) {
                 // Only costs a full L0 if the process dies before the next ship.
                 tracing::debug!(replica = %self.client.describe(), error = %e, "cannot write the resume mark");
@@ -267,7 +274,7 @@ impl Replica {
         }
     }
 
-    /// Before a checkpoint: until it is known to have gone well, no mark may vouch for it.
+    /// Before a checkpoint that may let writes slip in, and after a failed one.
     pub fn clear_resume_mark(&self) {
         resume_mark::clear(&self.staging);
     }

@@ -6,7 +6,9 @@
 //! (salt-1 + 1) and must take a full L0, although the checkpoint only copied frames that had
 //! been shipped. So after each checkpoint that ran with everything shipped and no write
 //! slipping in, every destination records its position here (TXID, WAL salts, resume offset,
-//! database inode); the mark is removed before any checkpoint starts. On attach, a mark that
+//! database inode): for PASSIVE inside the exclusive job just before the checkpoint (once
+//! the job returns a write may restart the WAL at once), for TRUNCATE only after it proved
+//! that nothing slipped in (the mark is removed before it and after any failed checkpoint). On attach, a mark that
 //! equals the replica's position proves the restart safe (`Position::restart_ok`); any other
 //! change (another TXID, other salts, a replaced database file, two restarts) still leads
 //! to a full L0.

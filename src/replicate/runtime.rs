@@ -653,9 +653,6 @@ impl DbTask {
         let attempts = self.shared.settings.replica.upload_attempts;
         let uploads = Arc::clone(&self.shared.uploads);
         let handle = tokio::runtime::Handle::current();
-        if mode.is_some() {
-            self.replicas.iter().for_each(Replica::clear_resume_mark);
-        }
         let replicas = std::mem::take(&mut self.replicas);
         let started = Instant::now();
         let r = self
@@ -678,6 +675,17 @@ impl DbTask {
                 let all = err.is_none() && replicas.iter().all(Replica::shipped);
                 // Taken while no write can commit: exactly the WAL that was shipped.
                 let stamp = if all { files.wal_stamp() } else { None };
+                if all && mode == Some(CheckpointMode::Passive) {
+                    // Before the checkpoint, while no write can commit: once the job
+                    // returns, a write may restart the WAL before we could write it.
+                    // (PASSIVE runs under the write barrier: nothing can slip in.)
+                    let ino = crate::replicate::capture::db_inode(&files.db);
+                    replicas.iter().for_each(|r| r.write_resume_mark(ino));
+                } else if all && mode.is_some() {
+                    // TRUNCATE may let writes slip in: no earlier mark for this position
+                    // may vouch for it until it is known they did not.
+                    replicas.iter().for_each(Replica::clear_resume_mark);
+                }
                 ((replicas, err, stamp), mode.filter(|_| all))
             })
             .await;
@@ -693,7 +701,8 @@ impl DbTask {
         self.replicas = replicas;
         self.shipped_stamp = stamp;
         if let Some(ck) = ck {
-            let ck = ck?;
+            let ck =
+                ck.inspect_err(|_| self.replicas.iter().for_each(Replica::clear_resume_mark))?;
             metrics::histogram!(m::REPLICATION_CHECKPOINT_DURATION_SECONDS, "mode" => ck.mode.as_str())
                 .record(ck.duration.as_secs_f64());
             let ino = crate::replicate::capture::db_inode(&self.files.db);
