@@ -5,7 +5,11 @@
 # kill every database passes integrity_check, every acknowledged write is in the local
 # database and the replica restores to an intact past state of it; after the last kill and
 # a clean stop, `gleaner restore` and `litestream restore -txid <the replica's TXID>` must
-# both give exactly the local content. The suite runs the same test with 8 kills.
+# both give exactly the local content. The summary line also counts the full L0 files the
+# replicas hold (one per database is the first capture; more were caused by restarts) and
+# gives replica bytes / data bytes (every level, before L0 retention has run: the L0 files
+# stay `l0_retention_secs` after level 1 covers them). The suite runs the same test with 8
+# kills.
 #
 #   scripts/bench-crash.sh [--kills N] [--seed N] [--replica file|s3|both] [--release]
 #

@@ -51,6 +51,10 @@ pub struct ReplicateConfig {
     pub snapshot_retention_secs: u64,
     /// Keep L0 files this long after a level-1 file covers them, in seconds.
     pub l0_retention_secs: u64,
+    /// At attach, compact level 1 at once (not after its interval) when at least this many
+    /// L0 files lie above it, so processes living shorter than the interval still compact
+    /// and restores stay short; 0 = off.
+    pub startup_compact_l0_files: u64,
     /// At start, before listening: restore a missing control.db from the replica if one
     /// exists, then every tenant database control.db lists whose file is missing.
     pub restore_on_start: bool,
@@ -81,6 +85,7 @@ impl Default for ReplicateConfig {
             snapshot_interval_secs: 86_400,
             snapshot_retention_secs: 86_400,
             l0_retention_secs: 300,
+            startup_compact_l0_files: 100,
             restore_on_start: true,
             verify_interval_secs: 0,
             s3: S3Config::default(),

@@ -441,13 +441,25 @@ fn write_l0(
     }
 }
 
-/// Removes leftovers of an earlier run from a staging directory.
+/// The one file of a staging directory that outlives a run: `resume_mark`'s.
+pub const RESUME_MARK_FILE: &str = "checkpointed-at";
+
+/// Removes leftovers of an earlier run from a staging directory (files only: the resume
+/// mark stays, a crash during start-up must not lose it).
 pub fn clear_staging(staging: &Path) {
     if let Ok(rd) = fs::read_dir(staging) {
         for e in rd.flatten() {
-            let _ = fs::remove_file(e.path());
+            if e.file_name() != RESUME_MARK_FILE {
+                let _ = fs::remove_file(e.path());
+            }
         }
     }
+}
+
+/// Inode of the database file (0 if it cannot be read): a replaced file is another database.
+pub fn db_inode(db: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(db).map_or(0, |m| m.ino())
 }
 
 #[cfg(test)]

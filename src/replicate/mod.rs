@@ -18,6 +18,7 @@ pub mod ltx;
 pub mod plan;
 pub mod replica;
 pub mod restore;
+pub mod resume_mark;
 pub mod runtime;
 pub mod runtime_error;
 pub mod s3_client;

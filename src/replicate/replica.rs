@@ -20,6 +20,7 @@ use crate::replicate::capture::{self, DbFiles, Position, Staged};
 use crate::replicate::client::{ClientError, LtxObject, ReplicaClient};
 use crate::replicate::ltx::{compact, Header, HEADER_SIZE, SNAPSHOT_LEVEL};
 use crate::replicate::plan::{restore_plan, RestoreTarget};
+use crate::replicate::resume_mark;
 use crate::replicate::runtime_error::ReplicateError;
 use crate::telemetry::metrics as m;
 
@@ -33,6 +34,8 @@ pub struct ReplicaSettings {
     pub snapshot_interval: Duration,
     pub snapshot_retention: Duration,
     pub l0_retention: Duration,
+    /// L0 backlog above level 1 at attach from which level 1 compacts at once (0 = never).
+    pub startup_compact_l0_files: u64,
 }
 
 pub struct Replica {
@@ -46,6 +49,9 @@ pub struct Replica {
     /// arrived below it since (idle databases cost no LIST requests).
     level_runs: Vec<(Instant, bool)>,
     snapshot_run: (Instant, bool),
+    /// Level 1 is due at the next maintenance regardless of its interval (a large L0
+    /// backlog found at attach).
+    compact_now: bool,
     pub last_upload: Option<Instant>,
 }
 
@@ -99,8 +105,14 @@ impl Replica {
         let attempts = settings.upload_attempts;
         let mut max_all = 0u64;
         let mut newest_l0: Option<LtxObject> = None;
+        let (mut l0_txids, mut l1_max) = (Vec::new(), 0u64);
         for level in levels(settings) {
             let files = with_retries(attempts, || client.list(level)).await?;
+            match level {
+                0 => l0_txids = files.iter().map(|f| f.min_txid).collect(),
+                1 => l1_max = files.iter().map(|f| f.max_txid).max().unwrap_or(0),
+                _ => {}
+            }
             if let Some(last) = files.iter().max_by_key(|f| f.max_txid) {
                 max_all = max_all.max(last.max_txid);
                 if level == 0 {
@@ -126,6 +138,20 @@ impl Replica {
         capture::clear_staging(&staging);
         let n = settings.level_intervals.len();
         let now = Instant::now();
+        // Counted per attach, not per process lifetime: a process that always dies before
+        // the level-1 interval would otherwise never compact (issue 20: 6,991 L0 files).
+        let backlog = l0_txids.iter().filter(|&&t| t > l1_max).count() as u64;
+        let compact_now = n > 0
+            && settings.startup_compact_l0_files > 0
+            && backlog >= settings.startup_compact_l0_files;
+        if compact_now {
+            tracing::info!(replica = %client.describe(), l0_files = backlog,
+                "large L0 backlog: compacting level 1 now");
+        }
+        let mut level_runs = vec![(now, false); n];
+        if let Some(l1) = level_runs.first_mut() {
+            l1.1 = compact_now;
+        }
         Ok(Replica {
             client,
             pos,
@@ -133,8 +159,9 @@ impl Replica {
             next_txid: max_all + 1,
             pending: None,
             staging,
-            level_runs: vec![(now, false); n],
+            level_runs,
             snapshot_run: (now, false),
+            compact_now,
             last_upload: None,
         })
     }
@@ -211,6 +238,47 @@ impl Replica {
         Ok(Some(h))
     }
 
+    /// Adopts the resume mark left by the last checkpoint (see `resume_mark`): if it equals
+    /// this replica's position, one WAL restart since then is known to lose nothing.
+    pub fn adopt_resume_mark(&mut self, db_ino: u64) {
+        let txid = self.next_txid - 1;
+        if let Some(p) = self.pos.as_mut() {
+            if resume_mark::proves(&self.staging, txid, p, db_ino) {
+                p.restart_ok = true;
+            }
+        }
+    }
+
+    /// Called after a checkpoint this replica was caught up for: `slipped` means writes may
+    /// have been checkpointed unseen, so nothing is proven and the mark goes.
+    pub fn checkpointed(&mut self, slipped: bool, db_ino: u64) {
+        if slipped {
+            self.force_full = true;
+            resume_mark::clear(&self.staging);
+            return;
+        }
+        if let Some(p) = self.pos.as_mut() {
+            p.restart_ok = true;
+        }
+        self.write_resume_mark(db_ino);
+    }
+
+    /// Records the current position as shipped and checkpointed by us (see `resume_mark`).
+    pub fn write_resume_mark(&self, db_ino: u64) {
+        let txid = self.next_txid - 1;
+        if let Some(p) = self.pos.as_ref() {
+            if let Err(e) = resume_mark::write(&self.staging, txid, p, db_ino) {
+                // Only costs a full L0 if the process dies before the next ship.
+                tracing::debug!(replica = %self.client.describe(), error = %e, "cannot write the resume mark");
+            }
+        }
+    }
+
+    /// Before a checkpoint that may let writes slip in, and after a failed one.
+    pub fn clear_resume_mark(&self) {
+        resume_mark::clear(&self.staging);
+    }
+
     /// Drops a staged file that may no longer match the WAL (after an error in a sync).
     pub fn discard_pending(&mut self) {
         if let Some(st) = self.pending.take() {
@@ -232,7 +300,9 @@ impl Replica {
         let mut did = false;
         for i in 0..self.level_runs.len() {
             let (last, dirty) = self.level_runs[i];
-            if dirty && (force || now.duration_since(last) >= settings.level_intervals[i]) {
+            let due = force || (i == 0 && self.compact_now);
+            if dirty && (due || now.duration_since(last) >= settings.level_intervals[i]) {
+                self.compact_now = false;
                 self.level_runs[i] = (now, false);
                 self.compact_level(i as u8 + 1, settings, cpu, uploads, work)
                     .await?;

@@ -64,6 +64,7 @@ impl RuntimeSettings {
                 snapshot_interval: Duration::from_secs(c.snapshot_interval_secs),
                 snapshot_retention: Duration::from_secs(c.snapshot_retention_secs),
                 l0_retention: Duration::from_secs(c.l0_retention_secs),
+                startup_compact_l0_files: c.startup_compact_l0_files,
             },
             sync_interval: Duration::from_millis(c.sync_interval_ms),
             upload_concurrency: c.upload_concurrency,
@@ -547,7 +548,8 @@ impl DbTask {
         {
             let client: Arc<dyn ReplicaClient> = d.at(&self.sub);
             let staging = self.staging.join(i.to_string());
-            let r = Replica::attach(client, staging, &self.shared.settings.replica).await?;
+            let mut r = Replica::attach(client, staging, &self.shared.settings.replica).await?;
+            r.adopt_resume_mark(crate::replicate::capture::db_inode(&self.files.db));
             tracing::debug!(db = %self.files.db.display(), replica = %r.client.describe(),
                 next_txid = r.next_txid, resume = r.pos.is_some(), "replica attached");
             self.replicas.push(r);
@@ -739,6 +741,17 @@ impl DbTask {
                 let all = err.is_none() && replicas.iter().all(Replica::shipped);
                 // Taken while no write can commit: exactly the WAL that was shipped.
                 let stamp = if all { files.wal_stamp() } else { None };
+                if all && mode == Some(CheckpointMode::Passive) {
+                    // Before the checkpoint, while no write can commit: once the job
+                    // returns, a write may restart the WAL before we could write it.
+                    // (PASSIVE runs under the write barrier: nothing can slip in.)
+                    let ino = crate::replicate::capture::db_inode(&files.db);
+                    replicas.iter().for_each(|r| r.write_resume_mark(ino));
+                } else if all && mode.is_some() {
+                    // TRUNCATE may let writes slip in: no earlier mark for this position
+                    // may vouch for it until it is known they did not.
+                    replicas.iter().for_each(Replica::clear_resume_mark);
+                }
                 ((replicas, err, stamp), mode.filter(|_| all))
             })
             .await;
@@ -754,15 +767,13 @@ impl DbTask {
         self.replicas = replicas;
         self.shipped_stamp = stamp;
         if let Some(ck) = ck {
-            let ck = ck?;
+            let ck =
+                ck.inspect_err(|_| self.replicas.iter().for_each(Replica::clear_resume_mark))?;
             metrics::histogram!(m::REPLICATION_CHECKPOINT_DURATION_SECONDS, "mode" => ck.mode.as_str())
                 .record(ck.duration.as_secs_f64());
+            let ino = crate::replicate::capture::db_inode(&self.files.db);
             for r in &mut self.replicas {
-                if ck.writes_may_have_slipped {
-                    r.force_full = true;
-                } else if let Some(p) = r.pos.as_mut() {
-                    p.restart_ok = true;
-                }
+                r.checkpointed(ck.writes_may_have_slipped, ino);
             }
             self.last_checkpoint = Instant::now();
             self.shipped_since_checkpoint = false;

@@ -505,6 +505,7 @@ fn sigkill_loop_loses_no_acknowledged_write() {
     let (mut rep_bytes, mut data_bytes) = (0u64, 0u64);
     let mut l9 = 0usize;
     let mut checks = 0usize;
+    let (mut census, mut data_bytes, mut dbs) = (support::Census::default(), 0u64, 0usize);
     for (name, local, replica) in TENANTS
         .iter()
         .map(|t| (t.to_string(), tenant_db(&data, t), replicas.tenant(t)))
@@ -564,16 +565,33 @@ fn sigkill_loop_loses_no_acknowledged_write() {
             );
         }
         checks += 2;
-        eprintln!("crash loop: {name} restored at TXID {txid:#x} by both tools, equal to local");
+        let c = support::census(&replica);
+        census.files += c.files;
+        census.bytes += c.bytes;
+        census.full_l0 += c.full_l0;
+        data_bytes += std::fs::metadata(&local).unwrap().len();
+        dbs += 1;
+        eprintln!(
+            "crash loop: {name} restored at TXID {txid:#x} by both tools, equal to local; \
+            replica {} files, {} bytes, {} full L0",
+            c.files, c.bytes, c.full_l0
+        );
     }
     eprintln!(
         "crash loop passed: {} replica, seed {seed}, {kills} kills ({startup_kills} during start-up), \
          {} acknowledged requests / {} records ({} requests sent), 0 lost, \
-         integrity ok after every kill, {checks} final restores equal to local, {:.1} s",
+         integrity ok after every kill, {checks} final restores equal to local, \
+         {} full L0 uploaded ({} beyond the first of each of {dbs} databases), \
+         replica {} bytes / data {} bytes = {:.2}, {:.1} s",
         replicas.kind(),
         acked.requests,
         acked.total_keys(),
         sent_total,
+        census.full_l0,
+        census.full_l0.saturating_sub(dbs),
+        census.bytes,
+        data_bytes,
+        census.bytes as f64 / data_bytes.max(1) as f64,
         started.elapsed().as_secs_f64()
     );
     // One line for scripts/bench-crash.sh (docs/benchmarks.md): the issue 20 figures.

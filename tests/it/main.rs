@@ -44,6 +44,7 @@ mod replicate_compat;
 mod replicate_crash;
 mod replicate_faults;
 mod replicate_hooks;
+mod replicate_resume;
 mod replicate_s3;
 mod sample_site;
 mod server;
