@@ -12,7 +12,7 @@ use super::cli;
 use super::CommandError;
 use crate::auth::{load_server_secret, DerivedKeys};
 use crate::config::Config;
-use crate::store::{CheckpointPolicy, CheckpointReport, Store, VerifyReport, GLOBAL_CHAIN};
+use crate::store::{CheckpointReport, VerifyReport, GLOBAL_CHAIN};
 use crate::tenant::TenantId;
 
 /// One chain's result.
@@ -139,13 +139,7 @@ pub async fn verify(cfg: &Config, tenant: Option<&str>) -> Result<Verification, 
     }
     let secret = load_server_secret(&cfg.auth, dir)?;
     let key = DerivedKeys::from_secret(&secret).audit;
-    let store = Store::open(
-        &cfg.store,
-        CheckpointPolicy::Store {
-            wal_bytes: cfg.store.checkpoint_wal_bytes,
-        },
-    )
-    .await?;
+    let store = cli::open_store(cfg).await?;
     let result = async {
         let names = match &tenant {
             Some(t) => vec![t.as_str().to_owned()],

@@ -12,10 +12,7 @@ use super::CommandError;
 use crate::auth::load_server_secret;
 use crate::config::Config;
 use crate::cpu::CpuPool;
-use crate::store::{
-    encode_payload, AuditEntry, CheckpointPolicy, Quotas, RecordWrite, Store, StoreError,
-    GLOBAL_CHAIN,
-};
+use crate::store::{encode_payload, AuditEntry, Quotas, RecordWrite, StoreError, GLOBAL_CHAIN};
 use crate::tenant::TenantId;
 
 #[derive(Args)]
@@ -81,13 +78,7 @@ pub async fn seed_records(
     count: u64,
     plain_copy: Option<&Path>,
 ) -> Result<f64, CommandError> {
-    let store = Store::open(
-        &cfg.store,
-        CheckpointPolicy::Store {
-            wal_bytes: cfg.store.checkpoint_wal_bytes,
-        },
-    )
-    .await?;
+    let store = cli::open_store(cfg).await?;
     let secret = load_server_secret(&cfg.auth, &cfg.store.data_dir)?;
     let keys = crate::auth::DerivedKeys::from_secret(&secret);
     if store.get_tenant_details(tenant).await.is_err() {

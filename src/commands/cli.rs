@@ -101,3 +101,15 @@ pub fn runtime() -> tokio::runtime::Runtime {
         }
     }
 }
+
+/// The store as the one-shot commands open it: no replicator attached, so the store runs
+/// its own checkpoints (`store.checkpoint_wal_bytes`).
+pub async fn open_store(cfg: &Config) -> Result<crate::store::Store, crate::store::StoreError> {
+    crate::store::Store::open(
+        &cfg.store,
+        crate::store::CheckpointPolicy::Store {
+            wal_bytes: cfg.store.checkpoint_wal_bytes,
+        },
+    )
+    .await
+}

@@ -15,7 +15,7 @@ use super::CommandError;
 use crate::auth::{load_server_secret, now_ms, DerivedKeys};
 use crate::config::Config;
 use crate::store::export::{self, ExportCursor, ExportFormat, ExportLimits};
-use crate::store::{match_expression, AuditEntry, CheckpointPolicy, RecordFilter, Store};
+use crate::store::{match_expression, AuditEntry, RecordFilter};
 use crate::tenant::TenantId;
 
 /// The bound on a filter's text, as the API's.
@@ -127,13 +127,7 @@ pub async fn export(cfg: &Config, a: ExportArgs) -> Result<Exported, CommandErro
             cfg.store.data_dir.display()
         )));
     }
-    let store = Store::open(
-        &cfg.store,
-        CheckpointPolicy::Store {
-            wal_bytes: cfg.store.checkpoint_wal_bytes,
-        },
-    )
-    .await?;
+    let store = cli::open_store(cfg).await?;
     let r = async {
         store.get_tenant(&tenant).await?;
         let db = store.tenant_db(&tenant).await?;

@@ -14,21 +14,13 @@ use crate::config::Config;
 use crate::cpu::CpuPool;
 use crate::harvest::runtime::{Harvester, RunSummary};
 use crate::harvest::source::SourceDef;
-use crate::store::{CheckpointPolicy, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::tenant::TenantId;
 
 /// Opens the store and the harvester for a command.
 pub async fn open(cfg: &Config) -> Result<(Arc<Store>, Arc<Harvester>), CommandError> {
     let cpu = CpuPool::new(&cfg.cpu)?;
-    let store = Arc::new(
-        Store::open(
-            &cfg.store,
-            CheckpointPolicy::Store {
-                wal_bytes: cfg.store.checkpoint_wal_bytes,
-            },
-        )
-        .await?,
-    );
+    let store = Arc::new(cli::open_store(cfg).await?);
     let h = Harvester::new(cfg.harvest.clone(), Arc::clone(&store), cpu)?;
     Ok((store, h))
 }

@@ -11,7 +11,7 @@ use super::cli;
 use super::CommandError;
 use crate::auth::{load_server_secret, Role};
 use crate::config::Config;
-use crate::store::{AuditEntry, CheckpointPolicy, NewApiKey, Store, GLOBAL_CHAIN};
+use crate::store::{AuditEntry, NewApiKey, GLOBAL_CHAIN};
 use crate::tenant::TenantId;
 
 #[derive(Subcommand)]
@@ -103,13 +103,7 @@ pub async fn create_key(
     name: &str,
     expires_in_secs: Option<u64>,
 ) -> Result<String, CommandError> {
-    let store = Store::open(
-        &cfg.store,
-        CheckpointPolicy::Store {
-            wal_bytes: cfg.store.checkpoint_wal_bytes,
-        },
-    )
-    .await?;
+    let store = cli::open_store(cfg).await?;
     let secret = load_server_secret(&cfg.auth, &cfg.store.data_dir)?;
     let keys = crate::auth::DerivedKeys::from_secret(&secret);
     let hasher = crate::auth::KeyHasher::new(&keys.key_hmac);
