@@ -102,16 +102,7 @@ fn gleaner_to_litestream(b: &Backend, dir: &Path) {
     )
     .unwrap();
     let cfg = write_config(dir);
-    let mut cmd = command();
-    cmd.arg("--config")
-        .arg(&cfg)
-        .args(["replicate", "--db"])
-        .arg(&src)
-        .args(["--replica", &b.gleaner_url()])
-        .envs(b.env());
-    stdio_piped(&mut cmd);
-    let mut child = cmd.spawn().unwrap();
-    let log = collect_stderr(&mut child);
+    let (mut child, log) = spawn_replicate(&cfg, &src, b);
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut states = Vec::new();

@@ -302,16 +302,7 @@ fn replicate_command_stop_with_the_store_down_exits_non_zero() {
         "[replicate]\nsync_interval_ms = 100\nupload_attempts = 2\nshutdown_ship_timeout_ms = 2000\n",
     )
     .unwrap();
-    let mut cmd = command();
-    cmd.arg("--config")
-        .arg(&cfg)
-        .args(["replicate", "--db"])
-        .arg(&src)
-        .args(["--replica", &b.gleaner_url()])
-        .envs(b.env());
-    stdio_piped(&mut cmd);
-    let mut child = cmd.spawn().unwrap();
-    let log = collect_stderr(&mut child);
+    let (mut child, log) = spawn_replicate(&cfg, &src, &b);
     c.execute("INSERT INTO t (v) VALUES ('shipped')", [])
         .unwrap();
     let probe = dir.path().join("probe.db");

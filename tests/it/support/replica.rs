@@ -230,3 +230,26 @@ pub fn census(b: &Backend) -> Census {
         out
     })
 }
+
+/// `gleaner --config CFG replicate --db SRC --replica <b>` as a child with its stderr
+/// collected line by line (the replicate command's tests read what it logs).
+pub fn spawn_replicate(
+    cfg: &Path,
+    src: &Path,
+    b: &Backend,
+) -> (
+    std::process::Child,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    let mut cmd = command();
+    cmd.arg("--config")
+        .arg(cfg)
+        .args(["replicate", "--db"])
+        .arg(src)
+        .args(["--replica", &b.gleaner_url()])
+        .envs(b.env());
+    super::process::stdio_piped(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let log = super::process::collect_stderr(&mut child);
+    (child, log)
+}
