@@ -154,7 +154,11 @@ impl Registry {
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || tenant_files::sweep_blocking(&dir, &owned))
             .await
-            .unwrap_or_default()
+            .unwrap_or_else(|e| {
+                // A sweep that died part-way: say so rather than report a clean sweep.
+                tracing::error!(error = %e, "the orphan tenant sweep failed part-way; orphans may remain until the next start");
+                Sweep::default()
+            })
     }
 
     /// Closes databases idle for longer than the idle limit and held by nobody.
