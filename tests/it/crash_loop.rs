@@ -350,40 +350,6 @@ fn full_captures<'a>(lines: impl IntoIterator<Item = &'a str>) -> usize {
         .count()
 }
 
-/// Bytes of the replica's LTX files, all levels.
-fn replica_bytes(b: &Backend) -> u64 {
-    match b {
-        Backend::File(root) => (0..=9u8)
-            .flat_map(|l| std::fs::read_dir(root.join("ltx").join(l.to_string())).into_iter())
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.metadata().ok())
-            .map(|m| m.len())
-            .sum(),
-        Backend::S3 {
-            endpoint,
-            bucket,
-            path,
-        } => {
-            use gleaner::replicate::client::ReplicaClient;
-            use gleaner::replicate::s3_client::{sdk_client, S3Client};
-            let opts = support::s3_options(endpoint);
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let c = S3Client::new(sdk_client(&opts).await, bucket, path, &opts);
-                let mut n = 0;
-                for l in 0..=9u8 {
-                    n += c.list(l).await.unwrap().iter().map(|f| f.size).sum::<u64>();
-                }
-                n
-            })
-        }
-    }
-}
-
 /// Bytes of a database with its WAL.
 fn db_bytes(db: &Path) -> u64 {
     let wal = PathBuf::from(format!("{}-wal", db.display()));
@@ -502,8 +468,7 @@ fn sigkill_loop_loses_no_acknowledged_write() {
     full_l0 += full_captures(log.iter().map(String::as_str));
     drop(server);
     let (mut lost, mut corrupt) = (0usize, 0usize);
-    let (mut rep_bytes, mut data_bytes) = (0u64, 0u64);
-    let mut l9 = 0usize;
+    let mut data_bytes = 0u64;
     let mut checks = 0usize;
     let (mut census, mut dbs) = (support::Census::default(), 0usize);
     for (name, local, replica) in TENANTS
@@ -515,9 +480,7 @@ fn sigkill_loop_loses_no_acknowledged_write() {
             replicas.of("control"),
         )])
     {
-        rep_bytes += replica_bytes(&replica);
         data_bytes += db_bytes(&local);
-        l9 += support::replica_files(&replica, 9);
         corrupt += usize::from(integrity(&local) != "ok");
         assert_eq!(integrity(&local), "ok", "seed {seed}: {name} corrupt");
         let (g, l) = (
@@ -569,6 +532,7 @@ fn sigkill_loop_loses_no_acknowledged_write() {
         census.files += c.files;
         census.bytes += c.bytes;
         census.full_l0 += c.full_l0;
+        census.snapshots += c.snapshots;
         dbs += 1;
         eprintln!(
             "crash loop: {name} restored at TXID {txid:#x} by both tools, equal to local; \
@@ -596,11 +560,13 @@ fn sigkill_loop_loses_no_acknowledged_write() {
     // One line for scripts/bench-crash.sh (docs/benchmarks.md): the issue 20 figures.
     eprintln!(
         "crash-bench: replica={} kills={kills} acknowledged_writes={} lost={lost} corrupt={corrupt} \
-         full_l0_captures={full_l0} full_l0_beyond_first={} l9_snapshots={l9} \
-         replica_bytes={rep_bytes} data_bytes={data_bytes} replica_per_data={:.2}",
+         full_l0_captures={full_l0} full_l0_beyond_first={} l9_snapshots={} \
+         replica_bytes={} data_bytes={data_bytes} replica_per_data={:.2}",
         replicas.kind(),
         acked.total_keys(),
         census.full_l0.saturating_sub(dbs),
-        rep_bytes as f64 / data_bytes.max(1) as f64
+        census.snapshots,
+        census.bytes,
+        census.bytes as f64 / data_bytes.max(1) as f64
     );
 }

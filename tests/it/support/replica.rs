@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use gleaner::replicate::client::ReplicaClient;
+
 use super::db::content;
 use super::peers::{ls_cmd, ACCESS_KEY, SECRET_KEY};
 use super::process::{command, run};
@@ -148,69 +150,59 @@ pub fn s3_options(endpoint: &str) -> gleaner::replicate::s3_client::S3Options {
     }
 }
 
-/// How many LTX files of `level` the replica holds (level 9: snapshots).
-pub fn replica_files(b: &Backend, level: u8) -> usize {
+/// The replica's own client (what `gleaner` lists and reads with), for tests that count or
+/// decode its LTX files.
+async fn client(b: &Backend) -> Box<dyn ReplicaClient> {
     match b {
-        Backend::File(root) => std::fs::read_dir(root.join("ltx").join(level.to_string()))
-            .map(|d| d.count())
-            .unwrap_or(0),
+        Backend::File(root) => Box::new(gleaner::replicate::file_client::FileClient::new(
+            root.clone(),
+        )),
         Backend::S3 {
             endpoint,
             bucket,
             path,
         } => {
-            use gleaner::replicate::client::ReplicaClient;
             use gleaner::replicate::s3_client::{sdk_client, S3Client};
             let opts = s3_options(endpoint);
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let c = S3Client::new(sdk_client(&opts).await, bucket, path, &opts);
-                c.list(level).await.unwrap().len()
-            })
+            Box::new(S3Client::new(sdk_client(&opts).await, bucket, path, &opts))
         }
     }
 }
 
-/// What a replica holds: LTX files, their bytes, and the L0 files that carry every page of
-/// the database ("full" captures; the first L0 is always one).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// How many LTX files of `level` the replica holds (level 9: snapshots).
+pub fn replica_files(b: &Backend, level: u8) -> usize {
+    block_on(async { client(b).await.list(level).await.unwrap().len() })
+}
+
+/// What a replica holds: LTX files, their bytes, the L9 snapshots among them, and the L0
+/// files that carry every page of the database ("full" captures; the first L0 is always one).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Census {
     pub files: usize,
     pub bytes: u64,
+    pub snapshots: usize,
     pub full_l0: usize,
 }
 
 /// Lists every level of `b` and decodes its L0 files (a full capture holds `commit` pages).
 pub fn census(b: &Backend) -> Census {
-    use gleaner::replicate::client::ReplicaClient;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let c: Box<dyn ReplicaClient> = match b {
-            Backend::File(root) => Box::new(gleaner::replicate::file_client::FileClient::new(
-                root.clone(),
-            )),
-            Backend::S3 {
-                endpoint,
-                bucket,
-                path,
-            } => {
-                use gleaner::replicate::s3_client::{sdk_client, S3Client};
-                let opts = s3_options(endpoint);
-                Box::new(S3Client::new(sdk_client(&opts).await, bucket, path, &opts))
-            }
-        };
+    block_on(async {
+        let c = client(b).await;
         let tmp = tempfile::NamedTempFile::new().unwrap();
         let mut out = Census::default();
         for level in (0..=8).chain([9]) {
             for f in c.list(level).await.unwrap() {
                 out.files += 1;
                 out.bytes += f.size;
+                out.snapshots += usize::from(level == 9);
                 if level == 0 {
                     c.get_to_file(0, f.min_txid, f.max_txid, tmp.path())
                         .await
