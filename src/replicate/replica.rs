@@ -294,13 +294,12 @@ impl Replica {
         cpu: &CpuPool,
         uploads: &Semaphore,
         work: &Path,
-        force: bool,
     ) -> Result<(), ReplicateError> {
         let now = Instant::now();
         let mut did = false;
         for i in 0..self.level_runs.len() {
             let (last, dirty) = self.level_runs[i];
-            let due = force || (i == 0 && self.compact_now);
+            let due = i == 0 && self.compact_now;
             if dirty && (due || now.duration_since(last) >= settings.level_intervals[i]) {
                 self.compact_now = false;
                 self.level_runs[i] = (now, false);
@@ -310,7 +309,7 @@ impl Replica {
             }
         }
         let (last, dirty) = self.snapshot_run;
-        if dirty && (force || now.duration_since(last) >= settings.snapshot_interval) {
+        if dirty && now.duration_since(last) >= settings.snapshot_interval {
             self.snapshot_run = (now, false);
             self.snapshot(settings, cpu, uploads, work).await?;
             did = true;

@@ -662,7 +662,7 @@ impl DbTask {
         let (cpu, uploads) = (self.shared.cpu.clone(), Arc::clone(&self.shared.uploads));
         let settings = self.shared.settings.replica.clone();
         for r in &mut self.replicas {
-            if let Err(e) = r.maintain(&settings, &cpu, &uploads, &work, false).await {
+            if let Err(e) = r.maintain(&settings, &cpu, &uploads, &work).await {
                 tracing::warn!(replica = %r.client.describe(), error = %e, "compaction or retention failed; retrying later");
             }
         }
