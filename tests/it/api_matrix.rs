@@ -207,6 +207,21 @@ fn calls() -> Vec<Call> {
             404,
         ),
         c(
+            "GET",
+            "/v1/tenants/{tenant}/sources/{source}/cursor",
+            P::ReadSources,
+            None,
+            200,
+        ),
+        // A reset is idempotent: 204 also when the source has no cursor.
+        c(
+            "DELETE",
+            "/v1/tenants/{tenant}/sources/{source}/cursor",
+            P::WriteSources,
+            None,
+            204,
+        ),
+        c(
             "POST",
             "/v1/tenants/{tenant}/sources/{source}/push",
             P::WriteRecords,
