@@ -116,7 +116,9 @@ fn source_view(h: &Harvester, row: &crate::store::SourceRow, def: Option<Value>)
 }
 
 /// The `{source}` path segment (validated; the tenant is validated by [`Tenant`]).
-pub(super) fn source_in(parts: &std::collections::HashMap<String, String>) -> Result<SourceId, ApiError> {
+pub(super) fn source_in(
+    parts: &std::collections::HashMap<String, String>,
+) -> Result<SourceId, ApiError> {
     source_id(parts.get("source").map_or("", String::as_str))
 }
 

@@ -49,6 +49,13 @@ pub(super) async fn delete_cursor(
     let id = source_in(&p)?;
     h.source(&t.id, id.as_str()).await?;
     let had = t.db.delete_source_cursor(id.as_str()).await?;
-    audit(&st, &t, "source.cursor_reset", id.as_str(), json!({"had_cursor": had})).await?;
+    audit(
+        &st,
+        &t,
+        "source.cursor_reset",
+        id.as_str(),
+        json!({"had_cursor": had}),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

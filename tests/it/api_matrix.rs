@@ -213,13 +213,12 @@ fn calls() -> Vec<Call> {
             None,
             200,
         ),
-        // A reset is idempotent: 204 also when the source has no cursor.
         c(
             "DELETE",
             "/v1/tenants/{tenant}/sources/{source}/cursor",
             P::WriteSources,
             None,
-            204,
+            404,
         ),
         c(
             "POST",

@@ -175,11 +175,17 @@ async fn a_sources_cursor_is_read_and_reset_over_http() {
     let def = json!({"kind": "json", "url": format!("http://{site}/items"), "records": "$.data[*]",
         "key": {"field": "id"},
         "incremental": {"type": "max_field", "field": "updated_at", "param": "since", "lookback": "2w"}});
-    let r = api.admin("PUT", "/v1/tenants/acme/sources/items", Some(&def)).await;
+    let r = api
+        .admin("PUT", "/v1/tenants/acme/sources/items", Some(&def))
+        .await;
     assert_eq!(r.status(), 201);
     let path = "/v1/tenants/acme/sources/items/cursor";
     let v = api.admin_json(path).await;
-    assert_eq!((v["incremental"].clone(), v["cursor"].clone()), (json!(true), Value::Null), "{v}");
+    assert_eq!(
+        (v["incremental"].clone(), v["cursor"].clone()),
+        (json!(true), Value::Null),
+        "{v}"
+    );
     let run = api.start_run("acme", "items").await;
     let run = api.wait_run(run["url"].as_str().unwrap()).await;
     assert_eq!(run["status"], "succeeded", "{run}");

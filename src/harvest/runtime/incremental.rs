@@ -63,7 +63,9 @@ pub(super) async fn commit(run: &Run) -> Option<String> {
     if prev.is_none() && !run.full {
         // Started from a cursor (or resumed, which may have) that is gone now: it was
         // reset during the run, and the reset must win.
-        return Some("the incremental cursor was reset during this run; the next run starts over".into());
+        return Some(
+            "the incremental cursor was reset during this run; the next run starts over".into(),
+        );
     }
     let next = seen.next_stored(inc, prev.as_deref())?;
     if next.len() > MAX_CURSOR_BYTES {

@@ -253,8 +253,7 @@ impl Harvester {
                 let t0 = Instant::now();
                 let summary = h
                     .execute(
-                        tenant_s, source_s, def, db, run_id, started_ms, resumed, full, c2,
-                        errors,
+                        tenant_s, source_s, def, db, run_id, started_ms, resumed, full, c2, errors,
                     )
                     .await;
                 metrics::histogram!(m::HARVEST_RUN_DURATION_SECONDS)
@@ -475,7 +474,10 @@ impl Harvester {
                 message = Some(join(message, why));
             }
         }
-        if status == "succeeded" && run.full && snap.records_new + snap.records_changed + snap.records_unchanged == 0 {
+        if status == "succeeded"
+            && run.full
+            && snap.records_new + snap.records_changed + snap.records_unchanged == 0
+        {
             // Succeeded, but a full listing with nothing in it is more often a wrong
             // records path, an expired credential or a changed site than an empty source.
             metrics::counter!(m::HARVEST_EMPTY_RUNS_TOTAL).increment(1);

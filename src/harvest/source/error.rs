@@ -193,8 +193,18 @@ mod tests {
         use std::time::Duration;
         let d = |s| Some(HumanDuration::parse(s).unwrap());
         let mut c = Checker::default();
-        c.duration_range("a", d("90d"), Duration::from_secs(60), Some(Duration::from_secs(30 * 86_400)));
-        c.duration_range("b", d("1500ms"), Duration::ZERO, Some(Duration::from_secs(1)));
+        c.duration_range(
+            "a",
+            d("90d"),
+            Duration::from_secs(60),
+            Some(Duration::from_secs(30 * 86_400)),
+        );
+        c.duration_range(
+            "b",
+            d("1500ms"),
+            Duration::ZERO,
+            Some(Duration::from_secs(1)),
+        );
         c.duration_range("c", d("30s"), Duration::from_secs(60), None);
         c.duration_range("ok", d("400d"), Duration::from_secs(60), None);
         let msgs: Vec<String> = c.errors.iter().map(ToString::to_string).collect();

@@ -80,7 +80,8 @@ impl Incremental {
     pub(crate) fn check(&self, c: &mut Checker, reserved: &[&str], cursor_param: Option<&str>) {
         let param = self.param();
         super::json::check_param(c, "param", param);
-        let resumes_cursor = matches!(self, Incremental::Token { .. }) && cursor_param == Some(param);
+        let resumes_cursor =
+            matches!(self, Incremental::Token { .. }) && cursor_param == Some(param);
         c.check(
             resumes_cursor || !reserved.contains(&param),
             "param",

@@ -235,7 +235,10 @@ impl JsonSource {
             c.check(
                 !self.params.contains_key(inc.param()),
                 "params",
-                format!("{:?} is set by incremental; remove it from params", inc.param()),
+                format!(
+                    "{:?} is set by incremental; remove it from params",
+                    inc.param()
+                ),
             );
         }
         for p in reserved {

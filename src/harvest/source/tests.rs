@@ -250,19 +250,36 @@ fn incremental_rules() {
     // It reads back the same (durations print in the unit they were written in).
     assert_eq!(def.to_value()["incremental"]["lookback"], "400d");
     assert_eq!(SourceDef::from_value(def.to_value()).unwrap(), def);
-    assert!(with(serde_json::json!({"type": "token", "path": "$.sync", "param": "next"}), none.clone()).is_ok(),
-        "a token may resume the cursor pagination's own parameter");
+    assert!(
+        with(
+            serde_json::json!({"type": "token", "path": "$.sync", "param": "next"}),
+            none.clone()
+        )
+        .is_ok(),
+        "a token may resume the cursor pagination's own parameter"
+    );
     let err = |inc, extra| with(inc, extra).unwrap_err();
-    assert!(err(serde_json::json!({"type": "max_field", "field": "n", "param": "next"}), none.clone())
-        .starts_with("incremental.param: \"next\" is set by pagination"));
+    assert!(err(
+        serde_json::json!({"type": "max_field", "field": "n", "param": "next"}),
+        none.clone()
+    )
+    .starts_with("incremental.param: \"next\" is set by pagination"));
     assert!(err(serde_json::json!({"type": "max_field", "field": "n", "param": "s", "format": "number", "lookback": "1m"}), none.clone())
         .starts_with("incremental.lookback: a lookback needs a time format"));
-    assert!(err(field.clone(), serde_json::json!({"params": {"since": "x"}}))
-        .contains("\"since\" is set by incremental"));
-    assert!(err(field.clone(), serde_json::json!({"params": {"from": "{start}"}, "window": {}}))
-        .starts_with("incremental: use either window"));
-    assert!(err(serde_json::json!({"type": "max_field", "field": "n", "param": "s", "since": "x"}), none)
-        .contains("unknown field `since`"));
+    assert!(
+        err(field.clone(), serde_json::json!({"params": {"since": "x"}}))
+            .contains("\"since\" is set by incremental")
+    );
+    assert!(err(
+        field.clone(),
+        serde_json::json!({"params": {"from": "{start}"}, "window": {}})
+    )
+    .starts_with("incremental: use either window"));
+    assert!(err(
+        serde_json::json!({"type": "max_field", "field": "n", "param": "s", "since": "x"}),
+        none
+    )
+    .contains("unknown field `since`"));
 }
 
 #[test]

@@ -89,7 +89,8 @@ const UNITS: [(&str, u64); 6] = [
 
 impl HumanDuration {
     pub fn parse(s: &str) -> Result<Self, String> {
-        let hint = "use whole numbers with a unit ms, s, m, h, d or w, e.g. 250ms, 90s, 15m, 1h30m, 400d";
+        let hint =
+            "use whole numbers with a unit ms, s, m, h, d or w, e.g. 250ms, 90s, 15m, 1h30m, 400d";
         let t = s.trim();
         if t.is_empty() {
             return Err(format!("empty duration; {hint}"));
@@ -104,13 +105,19 @@ impl HumanDuration {
             }
             let n: u64 = rest[..digits].parse().map_err(|_| too_long())?;
             rest = &rest[digits..];
-            let letters = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
+            let letters = rest.len()
+                - rest
+                    .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                    .len();
             let unit = &rest[..letters];
             rest = &rest[letters..];
-            if unit.is_empty() {
+            if unit.is_empty() && rest.is_empty() {
                 return Err(format!(
                     "duration {s:?} has a number without a unit; {hint}"
                 ));
+            }
+            if unit.is_empty() {
+                return Err(format!("invalid duration {s:?}; {hint}"));
             }
             let Some((_, ms)) = UNITS.iter().find(|(u, _)| *u == unit) else {
                 return Err(format!("unknown unit {unit:?} in duration {s:?}; {hint}"));
@@ -300,7 +307,14 @@ mod tests {
         assert_eq!(ms("250ms"), 250);
         assert_eq!(ms("1s500ms"), 1500);
         // Printed in the largest unit that divides the value, so it reads back as written.
-        for (written, printed) in [("5400s", "90m"), ("400d", "400d"), ("7d", "7d"), ("2w", "14d"), ("250ms", "250ms"), ("1h30m", "90m")] {
+        for (written, printed) in [
+            ("5400s", "90m"),
+            ("400d", "400d"),
+            ("7d", "7d"),
+            ("2w", "14d"),
+            ("250ms", "250ms"),
+            ("1h30m", "90m"),
+        ] {
             let h = HumanDuration::parse(written).unwrap();
             assert_eq!(h.to_string(), printed);
             assert_eq!(HumanDuration::parse(printed).unwrap(), h);

@@ -101,10 +101,24 @@ async fn a_second_run_asks_only_from_the_cursor_minus_its_lookback() {
     e.put(&changes_def(site, MAX_FIELD)).await;
 
     let r = e.run("changes").await;
-    assert_eq!((r.status.as_str(), r.counts.records_new), ("succeeded", 6), "{r:#?}");
+    assert_eq!(
+        (r.status.as_str(), r.counts.records_new),
+        ("succeeded", 6),
+        "{r:#?}"
+    );
     let log = api.take_log();
-    assert_eq!(params(&log, "since"), [None, None], "the first run is a full one");
-    let c = e.db().await.source_cursor("changes").await.unwrap().unwrap();
+    assert_eq!(
+        params(&log, "since"),
+        [None, None],
+        "the first run is a full one"
+    );
+    let c = e
+        .db()
+        .await
+        .source_cursor("changes")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.value, "2024-01-01T00:06:00Z", "the largest updated_at");
 
     // r6 changes and r7 arrives; r1..r5 stay as they are.
@@ -121,12 +135,26 @@ async fn a_second_run_asks_only_from_the_cursor_minus_its_lookback() {
     assert_eq!(params(&log, "page"), [Some("1".to_owned())]);
     let c = &r.counts;
     assert_eq!(
-        (c.records_new, c.records_changed, c.records_unchanged, c.records_removed),
+        (
+            c.records_new,
+            c.records_changed,
+            c.records_unchanged,
+            c.records_removed
+        ),
         (1, 1, 1, 0),
         "r7 new, r6 changed, r5 re-read; r1..r4 not fetched and not taken for removed"
     );
-    assert!(r.message.is_none(), "an incremental run without news is no warning: {r:#?}");
-    let c = e.db().await.source_cursor("changes").await.unwrap().unwrap();
+    assert!(
+        r.message.is_none(),
+        "an incremental run without news is no warning: {r:#?}"
+    );
+    let c = e
+        .db()
+        .await
+        .source_cursor("changes")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.value, "2024-01-01T00:10:00Z");
     assert_eq!(c.run_id, r.run_id);
 
@@ -149,7 +177,12 @@ async fn a_partial_run_does_not_move_the_cursor() {
     assert_eq!(r.status, "partial", "{r:#?}");
     assert_eq!(r.counts.records_new, 4, "page 1 was stored");
     assert!(
-        e.db().await.source_cursor("changes").await.unwrap().is_none(),
+        e.db()
+            .await
+            .source_cursor("changes")
+            .await
+            .unwrap()
+            .is_none(),
         "page 2 was never stored, so no cursor may pass it"
     );
     api.take_log();
@@ -158,8 +191,18 @@ async fn a_partial_run_does_not_move_the_cursor() {
     let r = e.run("changes").await;
     assert_eq!(r.status, "succeeded", "{r:#?}");
     let log = api.take_log();
-    assert_eq!(params(&log, "since"), [None, None], "still a full run: {log:?}");
-    let c = e.db().await.source_cursor("changes").await.unwrap().unwrap();
+    assert_eq!(
+        params(&log, "since"),
+        [None, None],
+        "still a full run: {log:?}"
+    );
+    let c = e
+        .db()
+        .await
+        .source_cursor("changes")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.value, "2024-01-01T00:06:00Z");
 
     // A failed run from a cursor leaves it where it was.
@@ -167,7 +210,13 @@ async fn a_partial_run_does_not_move_the_cursor() {
     api.inner.lock().unwrap().fail_page = Some(1);
     let r = e.run("changes").await;
     assert_eq!(r.status, "failed", "{r:#?}");
-    let c = e.db().await.source_cursor("changes").await.unwrap().unwrap();
+    let c = e
+        .db()
+        .await
+        .source_cursor("changes")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.value, "2024-01-01T00:06:00Z");
 }
 

@@ -67,7 +67,10 @@ impl Point {
         if format.is_time() {
             OffsetDateTime::parse(s, &Rfc3339).ok().map(Point::Time)
         } else {
-            s.parse::<f64>().ok().filter(|n| n.is_finite()).map(Point::Number)
+            s.parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite())
+                .map(Point::Number)
         }
     }
 }
@@ -121,7 +124,7 @@ impl CursorSeen {
 }
 
 /// What one page shows: the largest field value of its records, or its token.
-pub fn observe_page(
+pub(crate) fn observe_page(
     inc: &Incremental,
     doc: &Value,
     records: &[ExtractedRecord],
@@ -201,7 +204,9 @@ mod tests {
 
     #[test]
     fn max_field_takes_the_largest_time_and_resumes_minus_lookback() {
-        let i = inc(json!({"type": "max_field", "field": "/meta/updated", "param": "since", "lookback": "10m"}));
+        let i = inc(
+            json!({"type": "max_field", "field": "/meta/updated", "param": "since", "lookback": "10m"}),
+        );
         let mut w = Warnings::default();
         let recs = [
             rec(json!({"meta": {"updated": "2024-03-01T10:00:00+02:00"}})),
@@ -209,24 +214,51 @@ mod tests {
             rec(json!({"meta": {}})),
         ];
         let mut seen = observe_page(&i, &json!({}), &recs, 0, &mut w);
-        assert_eq!(w.finish().len(), 1, "the record without a value is reported");
+        assert_eq!(
+            w.finish().len(),
+            1,
+            "the record without a value is reported"
+        );
         seen.merge(CursorSeen::default());
         let stored = seen.next_stored(&i, None).unwrap();
         assert_eq!(stored, "2024-03-01T09:30:00Z");
-        assert_eq!(seen.next_stored(&i, Some("2025-01-01T00:00:00Z")), None, "never back");
+        assert_eq!(
+            seen.next_stored(&i, Some("2025-01-01T00:00:00Z")),
+            None,
+            "never back"
+        );
         assert_eq!(resume_value(&i, &stored).unwrap(), "2024-03-01T09:20:00Z");
         seen.cut = true;
-        assert_eq!(seen.next_stored(&i, None), None, "a cut chain moves nothing");
+        assert_eq!(
+            seen.next_stored(&i, None),
+            None,
+            "a cut chain moves nothing"
+        );
     }
 
     #[test]
     fn numbers_and_unix_times() {
-        let i = inc(json!({"type": "max_field", "field": "seq", "param": "after", "format": "number"}));
+        let i =
+            inc(json!({"type": "max_field", "field": "seq", "param": "after", "format": "number"}));
         let mut w = Warnings::default();
-        let seen = observe_page(&i, &json!({}), &[rec(json!({"seq": 7})), rec(json!({"seq": "12"}))], 0, &mut w);
+        let seen = observe_page(
+            &i,
+            &json!({}),
+            &[rec(json!({"seq": 7})), rec(json!({"seq": "12"}))],
+            0,
+            &mut w,
+        );
         assert_eq!(seen.next_stored(&i, Some("3")).as_deref(), Some("12"));
-        let u = inc(json!({"type": "max_field", "field": "ts", "param": "since", "format": "unix_ms", "lookback": "1s"}));
-        let seen = observe_page(&u, &json!({}), &[rec(json!({"ts": 1_700_000_005_000_i64}))], 0, &mut w);
+        let u = inc(
+            json!({"type": "max_field", "field": "ts", "param": "since", "format": "unix_ms", "lookback": "1s"}),
+        );
+        let seen = observe_page(
+            &u,
+            &json!({}),
+            &[rec(json!({"ts": 1_700_000_005_000_i64}))],
+            0,
+            &mut w,
+        );
         let s = seen.next_stored(&u, None).unwrap();
         assert_eq!(resume_value(&u, &s).unwrap(), "1700000004000");
     }
