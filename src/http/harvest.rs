@@ -240,6 +240,8 @@ pub(super) async fn delete_source(
 ) -> Result<impl IntoResponse, ApiError> {
     let id = source_in(&p)?;
     if st.store.delete_source(t.id.as_str(), id.as_str()).await? {
+        // A source created again under this id starts without the old one's cursor.
+        t.db.delete_source_cursor(id.as_str()).await?;
         audit(&st, &t, "source.deleted", id.as_str(), json!({})).await?;
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -146,7 +146,7 @@ impl HumanDuration {
         UNITS[1..]
             .iter()
             .copied()
-            .find(|(_, u)| ms % u128::from(*u) == 0)
+            .find(|(_, u)| ms.is_multiple_of(u128::from(*u)))
             .unwrap_or(("ms", 1))
     }
 
@@ -156,7 +156,7 @@ impl HumanDuration {
     pub fn in_unit_of(self, bound: Duration) -> String {
         let (name, u) = self.unit();
         let ms = bound.as_millis();
-        if ms % u128::from(u) == 0 {
+        if ms.is_multiple_of(u128::from(u)) {
             format!("{}{name}", ms / u128::from(u))
         } else {
             HumanDuration(bound).to_string()

@@ -1,6 +1,7 @@
 //! Incremental sync against a changes API on 127.0.0.1 that records every request: a
 //! second run asks only from the stored cursor minus its lookback, a partial run does not
-//! move the cursor, a provider token is sent back, and windows and delays of any length.
+//! move the cursor, a provider token is sent back, windows and delays of any length, and a
+//! full run that finds nothing says so.
 
 use super::*;
 
@@ -306,4 +307,37 @@ politeness = {{ min_delay = "250ms" }}
         "politeness.min_delay: 3600001ms is too long; use at most 3600000ms"
     );
     assert!(bad("\"250ms\"", "\"1.5s\"").contains("use whole numbers with a unit ms, s"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_run_without_records_is_flagged() {
+    let site = serve(Router::new().route(
+        "/empty",
+        get(|| async { Json(serde_json::json!({"data": []})) }),
+    ))
+    .await;
+    let e = env(test_cfg()).await;
+    e.put(&format!(
+        "id = \"empty\"\nkind = \"json\"\nurl = \"http://{site}/empty\"\nrecords = \"$.data[*]\"\nkey = {{ field = \"id\" }}\n"
+    ))
+    .await;
+    let r = e.run("empty").await;
+    assert_eq!(
+        r.status, "succeeded",
+        "the status existing consumers read stays"
+    );
+    let msg = r.message.unwrap_or_default();
+    assert!(msg.starts_with("no records: "), "{msg}");
+    let row = e
+        .db()
+        .await
+        .get_run("empty", r.run_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.message.as_deref(),
+        Some(msg.as_str()),
+        "and the run log says it"
+    );
 }
