@@ -35,6 +35,7 @@ mod schedule;
 mod session;
 mod sitemap;
 mod values;
+mod webhook;
 
 pub use self::auth::Auth;
 pub use self::csv::CsvSource;
@@ -44,7 +45,11 @@ pub use self::html::{HtmlSource, NextSpec, Scope};
 pub use self::json::{JsonSource, OnEmpty, Pagination, TimeFormat, WindowSpec, END, START};
 pub use self::patterns::{CssSelector, DateFormat, JsonPathExpr, Pattern};
 pub use self::policy::{History, Politeness};
-pub use self::push::{PushFormat, PushSource, SignatureSpec};
+pub use self::push::{PushFormat, PushSource};
+pub use self::webhook::{
+    Encoding, EventSpec, HeaderFormat, Preset, Scheme, SignatureSpec, Signed, TimeUnit,
+    TimestampAt, ID_PLACEHOLDER, MAX_EVENTS, MAX_REPLAY_CAPACITY,
+};
 pub use self::record_spec::{
     Conversion, ConvertOpts, DetailSpec, FieldSpec, FieldType, KeySpec, RecordSpec, Whitespace,
 };
