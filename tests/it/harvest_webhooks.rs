@@ -97,7 +97,12 @@ fn body_for(provider: &str, event: &str, n: u32) -> String {
 
 async fn post(api: &Api, source: &str, headers: &[(&str, String)], body: &str) -> (u16, Value) {
     let mut r = api
-        .request("POST", &format!("/v1/tenants/acme/sources/{source}/push"), None, None)
+        .request(
+            "POST",
+            &format!("/v1/tenants/acme/sources/{source}/push"),
+            None,
+            None,
+        )
         .header("content-type", "application/json");
     for (k, v) in headers {
         r = r.header(*k, v);
@@ -117,7 +122,11 @@ async fn records(api: &Api, source: &str) -> Vec<Value> {
 async fn setup(api: &Api) {
     api.create_tenant("acme").await;
     let r = api
-        .admin("PUT", "/v1/tenants/acme/secrets/hook", Some(&json!({"value": SECRET})))
+        .admin(
+            "PUT",
+            "/v1/tenants/acme/secrets/hook",
+            Some(&json!({"value": SECRET})),
+        )
         .await;
     assert_eq!(r.status(), 204);
 }
@@ -162,7 +171,13 @@ async fn presets_take_their_providers_signatures_and_refuse_the_rest() {
         // The same delivery again (a replay), and the same event id newly signed.
         let (st, v) = post(&api, p, &signed(p, t, &body, "ev-1"), &body).await;
         assert_eq!(st, 409, "{p}: a replay must be refused: {v}");
-        assert!(v["error"]["message"].as_str().unwrap().contains("already received"), "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("already received"),
+            "{v}"
+        );
         if p != "github" {
             let (st, v) = post(&api, p, &signed(p, t + 1, &body, "ev-1"), &body).await;
             assert_eq!(st, 409, "{p}: the event id was seen: {v}");
@@ -170,7 +185,13 @@ async fn presets_take_their_providers_signatures_and_refuse_the_rest() {
             let old = body_for(p, "ev-3", 3);
             let (st, v) = post(&api, p, &signed(p, t - 600, &old, "ev-3"), &old).await;
             assert_eq!(st, 401, "{p}: {v}");
-            assert!(v["error"]["message"].as_str().unwrap().contains("away from the server clock"), "{v}");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("away from the server clock"),
+                "{v}"
+            );
         } else {
             // GitHub signs no timestamp: a new delivery id on the same body is still the
             // same signed content, so it is a replay as well.
@@ -184,19 +205,26 @@ async fn presets_take_their_providers_signatures_and_refuse_the_rest() {
     let m = api.text("/metrics").await;
     for reason in ["mismatch", "replayed", "stale"] {
         assert!(
-            m.lines().any(|l| l.starts_with("gleaner_push_refused_total") && l.contains(reason)),
+            m.lines()
+                .any(|l| l.starts_with("gleaner_push_refused_total") && l.contains(reason)),
             "{reason} not counted"
         );
     }
     // Audited off the request path: poll for it.
-    eventually(Duration::from_secs(10), "a push.refused audit entry", || async {
-        let actions = api.audit_actions("/v1/tenants/acme/audit", ADMIN_TOKEN).await;
-        if actions.iter().any(|a| a == "push.refused") {
-            Ok(())
-        } else {
-            Err(format!("{actions:?}"))
-        }
-    })
+    eventually(
+        Duration::from_secs(10),
+        "a push.refused audit entry",
+        || async {
+            let actions = api
+                .audit_actions("/v1/tenants/acme/audit", ADMIN_TOKEN)
+                .await;
+            if actions.iter().any(|a| a == "push.refused") {
+                Ok(())
+            } else {
+                Err(format!("{actions:?}"))
+            }
+        },
+    )
     .await;
     assert!(srv.stop().success());
 }
@@ -213,7 +241,10 @@ fn provider(hits: Arc<AtomicU32>) -> Router {
                     {
                         return StatusCode::UNAUTHORIZED.into_response();
                     }
-                    h.fetch_add(1, Ordering::SeqCst);
+                    // Cycle 500 fails on its first fetch (a provider hiccup).
+                    if h.fetch_add(1, Ordering::SeqCst) == 1 && id == 500 {
+                        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                    }
                     Json(json!({"cycle_id": id, "sleep_id": "s-1", "user_id": 10129,
                                 "score_state": "SCORED", "score": {"recovery_score": 44}}))
                     .into_response()
@@ -232,26 +263,39 @@ async fn a_whoop_event_fetches_its_record_into_the_source_it_belongs_to() {
     let api = Api::new(&srv);
     setup(&api).await;
     let r = api
-        .admin("PUT", "/v1/tenants/acme/secrets/whoop-token", Some(&json!({"value": "whoop-token"})))
+        .admin(
+            "PUT",
+            "/v1/tenants/acme/secrets/whoop-token",
+            Some(&json!({"value": "whoop-token"})),
+        )
         .await;
     assert_eq!(r.status(), 204);
     let recovery = json!({"kind": "json", "url": format!("http://{addr}/v2/recovery"),
         "records": "$.records[*]", "key": {"field": "cycle_id"},
         "auth": {"type": "bearer", "token": "secret:whoop-token"}});
-    let r = api.admin("PUT", "/v1/tenants/acme/sources/recovery", Some(&recovery)).await;
+    let r = api
+        .admin("PUT", "/v1/tenants/acme/sources/recovery", Some(&recovery))
+        .await;
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     let hook = json!({"kind": "push", "key": {"field": "trace_id"},
         "signature": {"secret": "secret:hook", "preset": "whoop"},
         "events": [{"type": "recovery.updated", "id_path": "$.id", "source": "recovery",
                     "resource": "cycle/{id}/recovery", "records": "$"}]});
-    let r = api.admin("PUT", "/v1/tenants/acme/sources/whoop", Some(&hook)).await;
+    let r = api
+        .admin("PUT", "/v1/tenants/acme/sources/whoop", Some(&hook))
+        .await;
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
 
-    let body = r#"{"user_id":10129,"id":10235,"type":"recovery.updated","trace_id":"d3709ee7-104e"}"#;
+    let body =
+        r#"{"user_id":10129,"id":10235,"type":"recovery.updated","trace_id":"d3709ee7-104e"}"#;
     let h = signed("whoop", now_s(), body, "");
     let (st, v) = post(&api, "whoop", &h, body).await;
     assert_eq!(st, 200, "{v}");
-    assert_eq!((&v["source"], &v["new"]), (&json!("recovery"), &json!(1)), "{v}");
+    assert_eq!(
+        (&v["source"], &v["new"]),
+        (&json!("recovery"), &json!(1)),
+        "{v}"
+    );
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     let recs = records(&api, "recovery").await;
     assert_eq!(recs.len(), 1, "{recs:?}");
@@ -261,12 +305,32 @@ async fn a_whoop_event_fetches_its_record_into_the_source_it_belongs_to() {
     assert!(records(&api, "whoop").await.is_empty());
 
     // A badly signed event fetches nothing.
-    let other = body.replace("10235", "10236").replace("d3709ee7-104e", "t-2");
+    let other = body
+        .replace("10235", "10236")
+        .replace("d3709ee7-104e", "t-2");
     let mut bad = signed("whoop", now_s(), &other, "");
     bad[0].1 = signed("whoop", now_s(), body, "")[0].1.clone();
     let (st, _) = post(&api, "whoop", &bad, &other).await;
     assert_eq!(st, 401);
-    assert_eq!(hits.load(Ordering::SeqCst), 1, "no fetch for a refused event");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "no fetch for a refused event"
+    );
+
+    // A fetch that fails leaves the event unremembered: the provider's retry of the very
+    // same delivery is taken, not refused as a replay.
+    let e500 = body
+        .replace("10235", "500")
+        .replace("d3709ee7-104e", "t-500");
+    let h500 = signed("whoop", now_s(), &e500, "");
+    let (st, v) = post(&api, "whoop", &h500, &e500).await;
+    assert_ne!(st, 200, "{v}");
+    let (st, v) = post(&api, "whoop", &h500, &e500).await;
+    assert_eq!((st, &v["new"]), (200, &json!(1)), "{v}");
+    let (st, _) = post(&api, "whoop", &h500, &e500).await;
+    assert_eq!(st, 409, "once taken, it is a replay");
+    assert_eq!(records(&api, "recovery").await.len(), 2);
 
     // An event type without a mapping is stored as a pushed record.
     let w = r#"{"user_id":10129,"id":77,"type":"workout.updated","trace_id":"t-3"}"#;

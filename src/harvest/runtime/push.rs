@@ -3,11 +3,11 @@
 //! A push body is verified (the source's HMAC scheme and time window, then the replay
 //! memory) before anything is parsed; verifying, parsing and encoding run on the CPU pool;
 //! the records are written in one operation. A body that is one of the source's `events`
-//! fetches the record it names into that record's source instead. When handling fails
-//! after the replay memory took the event, the event is forgotten again, so the
-//! provider's retry is not refused as a replay.
+//! fetches the record it names into that record's source instead. When handling fails (or
+//! the caller goes away) after the replay memory took the event, the event is forgotten
+//! again, so the provider's retry is not refused as a replay.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http::Method;
@@ -18,7 +18,7 @@ use super::fetch::Request;
 use super::politeness::host_key;
 use super::{HarvestError, Harvester};
 use crate::harvest::extract::json::{extract_json_page, PageState};
-use crate::harvest::extract::push::replay::{self, ReplayKey};
+use crate::harvest::extract::push::replay::{self, ReplayKey, ReplayStore};
 use crate::harvest::extract::push::{
     match_event, parse_payload, verify_scheme, FetchNow, SignatureError,
 };
@@ -56,10 +56,32 @@ fn tally(source: &str, outcomes: &[PutOutcome]) -> PushOutcome {
     o
 }
 
-/// The replay entries a verified push took.
-struct Admitted {
+/// The replay entries a verified push took: given back when dropped unkept, so a push
+/// that failed, or whose caller went away, does not make the provider's retry a replay.
+struct Admitted<'a> {
+    store: &'a Mutex<ReplayStore>,
     scope: String,
     keys: Vec<ReplayKey>,
+    kept: bool,
+}
+
+impl Admitted<'_> {
+    fn keep_if<T>(admitted: Option<Self>, r: &Result<T, HarvestError>) {
+        if let (Some(mut a), Ok(_)) = (admitted, r) {
+            a.kept = true;
+        }
+    }
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .forget(&self.scope, &self.keys);
+        }
+    }
 }
 
 impl Harvester {
@@ -72,7 +94,7 @@ impl Harvester {
         source: &str,
         headers: &[(&str, &str)],
         body: &bytes::Bytes,
-    ) -> Result<(PushSource, Option<Admitted>), HarvestError> {
+    ) -> Result<(PushSource, Option<Admitted<'_>>), HarvestError> {
         let (_, def) = self.source(tenant, source).await?;
         let SourceSpec::Push(src) = def.spec else {
             return Err(HarvestError::WrongKind {
@@ -95,8 +117,10 @@ impl Harvester {
         let verified = self
             .cpu
             .run(move || {
-                let hv: Vec<(&str, &str)> =
-                    owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let hv: Vec<(&str, &str)> = owned
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
                 verify_scheme(&sch, secret.as_bytes(), &hv, &b, now_ms)
             })
             .await??;
@@ -105,7 +129,7 @@ impl Harvester {
         let admitted = self
             .replays
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .admit(
                 &scope,
                 &keys,
@@ -114,7 +138,15 @@ impl Harvester {
                 scheme.replay_capacity,
             );
         match admitted {
-            Ok(()) => Ok((src, Some(Admitted { scope, keys }))),
+            Ok(()) => Ok((
+                src,
+                Some(Admitted {
+                    store: &self.replays,
+                    scope,
+                    keys,
+                    kept: false,
+                }),
+            )),
             Err(replay::Refused::Seen) => Err(SignatureError::Replayed(
                 verified
                     .event_id
@@ -122,16 +154,6 @@ impl Harvester {
             )
             .into()),
             Err(replay::Refused::Full) => Err(SignatureError::ReplayFull.into()),
-        }
-    }
-
-    /// Gives a failed push's replay entries back.
-    fn settle<T>(&self, admitted: Option<Admitted>, r: &Result<T, HarvestError>) {
-        if let (Some(a), Err(_)) = (admitted, r) {
-            self.replays
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .forget(&a.scope, &a.keys);
         }
     }
 
@@ -147,7 +169,7 @@ impl Harvester {
             .verified_push_source(tenant, source, headers, &body)
             .await?;
         let r = self.take_push(tenant, source, src, headers, body).await;
-        self.settle(admitted, &r);
+        Admitted::keep_if(admitted, &r);
         r
     }
 
@@ -215,7 +237,7 @@ impl Harvester {
             Ok(req) => self.fetch_resource(tenant, &req, None).await,
             Err(e) => Err(e.into()),
         };
-        self.settle(admitted, &r);
+        Admitted::keep_if(admitted, &r);
         r
     }
 

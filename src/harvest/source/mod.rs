@@ -46,10 +46,6 @@ pub use self::json::{JsonSource, OnEmpty, Pagination, TimeFormat, WindowSpec, EN
 pub use self::patterns::{CssSelector, DateFormat, JsonPathExpr, Pattern};
 pub use self::policy::{History, Politeness};
 pub use self::push::{PushFormat, PushSource};
-pub use self::webhook::{
-    Encoding, EventSpec, HeaderFormat, Preset, Scheme, SignatureSpec, Signed, TimeUnit,
-    TimestampAt, ID_PLACEHOLDER, MAX_EVENTS, MAX_REPLAY_CAPACITY,
-};
 pub use self::record_spec::{
     Conversion, ConvertOpts, DetailSpec, FieldSpec, FieldType, KeySpec, RecordSpec, Whitespace,
 };
@@ -57,6 +53,10 @@ pub use self::schedule::Schedule;
 pub use self::session::{SessionSpec, MAX_SESSION_RETRIES};
 pub use self::sitemap::SitemapSource;
 pub use self::values::{HttpUrl, HumanDuration, SecretRef, SourceId};
+pub use self::webhook::{
+    Encoding, EventSpec, HeaderFormat, Preset, Scheme, SignatureSpec, Signed, TimeUnit,
+    TimestampAt, ID_PLACEHOLDER, MAX_EVENTS, MAX_REPLAY_CAPACITY,
+};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -34,7 +34,10 @@ pub fn match_event(events: &[EventSpec], body: &[u8]) -> Result<Option<EventFetc
     let Ok(v @ Value::Object(_)) = serde_json::from_slice::<Value>(body) else {
         return Ok(None);
     };
-    let Some(spec) = events.iter().find(|e| event_type(e, &v) == Some(&e.event_type)) else {
+    let Some(spec) = events
+        .iter()
+        .find(|e| event_type(e, &v) == Some(&e.event_type))
+    else {
         return Ok(None);
     };
     let id = match spec.id_path.get().query(&v).first() {
@@ -119,7 +122,14 @@ mod tests {
 
     #[test]
     fn ids_that_could_leave_the_path_are_refused() {
-        for id in [r#""../admin""#, r#""a/b""#, r#""..""#, r#""""#, "null", r#""a?b""#] {
+        for id in [
+            r#""../admin""#,
+            r#""a/b""#,
+            r#""..""#,
+            r#""""#,
+            "null",
+            r#""a?b""#,
+        ] {
             let body = format!(r#"{{"type":"recovery.updated","id":{id}}}"#);
             let e = match_event(&events(), body.as_bytes()).unwrap_err();
             assert!(e.to_string().contains("recovery.updated"), "{e}");

@@ -162,7 +162,10 @@ mod tests {
             s.admit("x", &keys("x", &[0; 32], None), 10, 1000, 5),
             Err(Refused::Seen)
         );
-        assert_eq!(s.admit("x", &keys("x", &[9; 32], None), 1000, 1000, 5), Ok(()));
+        assert_eq!(
+            s.admit("x", &keys("x", &[9; 32], None), 1000, 1000, 5),
+            Ok(())
+        );
         assert_eq!(s.len("x"), (1, 1));
     }
 
@@ -186,14 +189,20 @@ mod tests {
         let mut s = ReplayStore::default();
         for i in 0..MAX_SCOPES {
             let scope = format!("t/{i}");
-            assert_eq!(s.admit(&scope, &keys(&scope, &[0; 32], None), 0, 10, 1), Ok(()));
+            assert_eq!(
+                s.admit(&scope, &keys(&scope, &[0; 32], None), 0, 10, 1),
+                Ok(())
+            );
         }
         assert_eq!(
             s.admit("t/new", &keys("t/new", &[0; 32], None), 5, 10, 1),
             Err(Refused::Full)
         );
         // Once the others have expired, their slots are reused.
-        assert_eq!(s.admit("t/new", &keys("t/new", &[0; 32], None), 10, 10, 1), Ok(()));
+        assert_eq!(
+            s.admit("t/new", &keys("t/new", &[0; 32], None), 10, 10, 1),
+            Ok(())
+        );
         assert!(s.scopes.len() <= MAX_SCOPES);
     }
 }

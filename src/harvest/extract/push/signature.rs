@@ -144,7 +144,12 @@ pub fn verify_signature(
 
 /// Parses the timestamp and checks it against the clock; returns it as sent, since the
 /// sender signed its text, not our re-printing of it.
-fn fresh(text: &str, unit: TimeUnit, now_ms: i64, tolerance_ms: i64) -> Result<&str, SignatureError> {
+fn fresh(
+    text: &str,
+    unit: TimeUnit,
+    now_ms: i64,
+    tolerance_ms: i64,
+) -> Result<&str, SignatureError> {
     let t = text.trim();
     let (unit_name, scale) = match unit {
         TimeUnit::Seconds => ("seconds", 1000),
@@ -247,7 +252,10 @@ pub fn verify_scheme(
                 }
             }
             let t = t.ok_or_else(|| {
-                SignatureError::Malformed(format!("t=<timestamp>,v1=<64 hex digits> in {}", s.header))
+                SignatureError::Malformed(format!(
+                    "t=<timestamp>,v1=<64 hex digits> in {}",
+                    s.header
+                ))
             })?;
             (Some(t), v1)
         }

@@ -177,24 +177,49 @@ fn stripe_preset() {
     let t = (NOW - 5).to_string();
     let good = hex::encode(hmac(&[t.as_bytes(), b".", body]));
     let header = format!("t={t},v1={},v1={good},v0=ignored", "ab".repeat(32));
-    let v = verify_push(&s, SECRET, &[("Stripe-Signature", header.as_str())], body, NOW_MS).unwrap();
+    let v = verify_push(
+        &s,
+        SECRET,
+        &[("Stripe-Signature", header.as_str())],
+        body,
+        NOW_MS,
+    )
+    .unwrap();
     assert_eq!(v.event_id.as_deref(), Some("evt_1"));
     let only_bad = format!("t={t},v1={}", "ab".repeat(32));
     assert_eq!(
-        verify_push(&s, SECRET, &[("stripe-signature", only_bad.as_str())], body, NOW_MS),
+        verify_push(
+            &s,
+            SECRET,
+            &[("stripe-signature", only_bad.as_str())],
+            body,
+            NOW_MS
+        ),
         Err(SignatureError::Mismatch)
     );
     // Without t= there is nothing to check the clock against.
     let no_t = format!("v1={good}");
     assert!(matches!(
-        verify_push(&s, SECRET, &[("stripe-signature", no_t.as_str())], body, NOW_MS),
+        verify_push(
+            &s,
+            SECRET,
+            &[("stripe-signature", no_t.as_str())],
+            body,
+            NOW_MS
+        ),
         Err(SignatureError::Malformed(_))
     ));
     let old = (NOW - 301).to_string();
     let sig = hex::encode(hmac(&[old.as_bytes(), b".", body]));
     let stale = format!("t={old},v1={sig}");
     assert!(matches!(
-        verify_push(&s, SECRET, &[("stripe-signature", stale.as_str())], body, NOW_MS),
+        verify_push(
+            &s,
+            SECRET,
+            &[("stripe-signature", stale.as_str())],
+            body,
+            NOW_MS
+        ),
         Err(SignatureError::Stale { .. })
     ));
 }
@@ -215,7 +240,10 @@ fn github_preset() {
         v.event_id.as_deref(),
         Some("72d3162e-cc78-11e3-81ab-4c9367dc0958")
     );
-    let h2 = [("X-Hub-Signature-256", "sha256=".to_owned() + &"0".repeat(64))];
+    let h2 = [(
+        "X-Hub-Signature-256",
+        "sha256=".to_owned() + &"0".repeat(64),
+    )];
     let h2: Vec<(&str, &str)> = h2.iter().map(|(k, v)| (*k, v.as_str())).collect();
     assert_eq!(
         verify_push(&s, SECRET, &h2, body, NOW_MS),
@@ -259,13 +287,21 @@ fn keys_override_presets_and_bad_layouts_are_refused() {
             "encoding": "base64", "prefix": ""}"#,
     );
     let sc = s.scheme();
-    assert_eq!((sc.header.as_str(), sc.encoding, sc.prefix), ("x-sig", Encoding::Base64, None));
+    assert_eq!(
+        (sc.header.as_str(), sc.encoding, sc.prefix),
+        ("x-sig", Encoding::Base64, None)
+    );
     assert_eq!(sc.event_id_header.as_deref(), Some("x-github-delivery"));
     let check = |j: &str| {
-        let def = format!(r#"{{"id": "h", "kind": "push", "key": {{"field": "id"}}, "signature": {j}}}"#);
+        let def =
+            format!(r#"{{"id": "h", "kind": "push", "key": {{"field": "id"}}, "signature": {j}}}"#);
         match crate::harvest::source::SourceDef::parse_json(def.as_bytes()) {
             Ok(_) => Vec::new(),
-            Err(e) => e.fields().iter().map(|f| f.field.trim_start_matches("signature.").to_owned()).collect(),
+            Err(e) => e
+                .fields()
+                .iter()
+                .map(|f| f.field.trim_start_matches("signature.").to_owned())
+                .collect(),
         }
     };
     assert!(check(r#"{"secret": "secret:s", "preset": "stripe"}"#).is_empty());
@@ -285,8 +321,14 @@ fn keys_override_presets_and_bad_layouts_are_refused() {
         check(r#"{"secret": "secret:s", "replay_capacity": 0, "header": "bad header"}"#),
         ["header", "replay_capacity"]
     );
-    assert!(serde_json::from_str::<SignatureSpec>(r#"{"secret": "secret:s", "preset": "paypal"}"#).is_err());
-    assert!(serde_json::from_str::<SignatureSpec>(r#"{"secret": "secret:s", "tolerence": "1m"}"#).is_err());
+    assert!(
+        serde_json::from_str::<SignatureSpec>(r#"{"secret": "secret:s", "preset": "paypal"}"#)
+            .is_err()
+    );
+    assert!(
+        serde_json::from_str::<SignatureSpec>(r#"{"secret": "secret:s", "tolerence": "1m"}"#)
+            .is_err()
+    );
 }
 
 proptest! {
