@@ -116,7 +116,11 @@ fuzz_target!(|data: &[u8]| {
         "preset and explicit keys disagree"
     );
     if preset == "gleaner" {
-        assert_eq!(by_preset.clone().map(|_| ()), got, "the two entry points disagree");
+        assert_eq!(
+            by_preset.clone().map(|_| ()),
+            got,
+            "the two entry points disagree"
+        );
     }
     if by_preset.is_ok() {
         assert_eq!(
