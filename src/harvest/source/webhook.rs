@@ -383,3 +383,44 @@ pub(crate) fn check_events(events: &[EventSpec], c: &mut Checker) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::harvest::source::SourceDef;
+
+    fn fields(extra: &str) -> Vec<String> {
+        let def = format!(r#"{{"id": "h", "kind": "push", "key": {{"field": "id"}}, {extra}}}"#);
+        match SourceDef::parse_json(def.as_bytes()) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.fields().iter().map(|f| f.field.clone()).collect(),
+        }
+    }
+
+    #[test]
+    fn event_mappings_are_checked() {
+        let ok = r#""events": [{"type": "recovery.updated", "id_path": "$.id",
+                    "source": "recovery", "resource": "cycle/{id}/recovery"}]"#;
+        assert!(fields(ok).is_empty());
+        let bad = r#""events": [
+            {"type": "", "id_path": "$.id", "source": "r", "resource": "cycle/recovery"},
+            {"type": "a", "id_path": "$.id", "source": "r", "resource": "{id}"},
+            {"type": "a", "id_path": "$.id", "source": "r", "resource": "x/{id}"}]"#;
+        assert_eq!(
+            fields(bad),
+            ["events[0].type", "events[0].resource", "events[2].type"]
+        );
+        // Unknown keys and bad paths are refused with the field named.
+        let e = SourceDef::parse_json(
+            br#"{"id": "h", "kind": "push", "key": {"field": "id"},
+                "events": [{"type": "a", "id_path": "id", "source": "r", "resource": "{id}"}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("JSONPath"), "{e}");
+        let e = SourceDef::parse_json(
+            br#"{"id": "h", "kind": "push", "key": {"field": "id"},
+                "events": [{"type": "a", "id_path": "$.id", "source": "r", "resource": "{id}", "url": "x"}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown field `url`"), "{e}");
+    }
+}
