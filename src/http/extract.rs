@@ -147,7 +147,7 @@ impl<S: Send + Sync> FromRequestParts<S> for TenantPath {
 pub struct Remote(pub Option<SocketAddr>);
 
 impl Remote {
-    fn of(parts: &Parts) -> Remote {
+    pub(super) fn of(parts: &Parts) -> Remote {
         Remote(
             parts
                 .extensions
@@ -202,7 +202,7 @@ pub struct Tenant<P> {
     _p: PhantomData<P>,
 }
 
-fn failure_entry(
+pub(super) fn failure_entry(
     chain: &str,
     action: &str,
     actor: &str,

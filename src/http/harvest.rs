@@ -39,7 +39,8 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::extract::{
-    authenticate_and_authorize, ApiBytes, ApiJson, ApiPath, ApiQuery, TenantPath,
+    authenticate_and_authorize, failure_entry, ApiBytes, ApiJson, ApiPath, ApiQuery, Remote,
+    TenantPath,
 };
 use super::extract::{ManageSecrets, ReadSources, Tenant, WriteSources};
 use super::{audit_entry, AppState};
@@ -48,6 +49,7 @@ use crate::error::ErrorKind;
 use crate::harvest::runtime::{HarvestError, Harvester};
 use crate::harvest::source::{DefinitionError, SourceDef, SourceId, SourceSpec};
 use crate::store::{MAX_RUN_LIST, MAX_SOURCE_LIST};
+use crate::telemetry::metrics as m;
 
 pub(super) type H = Option<Extension<Arc<Harvester>>>;
 
@@ -353,13 +355,34 @@ pub(super) async fn push(
         .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
         .collect();
     let out = match q.action.as_deref() {
-        None => h.push(&t, id.as_str(), &hv, body).await?,
-        Some("fetch-now") => h.fetch_now(&t, id.as_str(), &hv, body).await?,
+        None => h.push(&t, id.as_str(), &hv, body).await,
+        Some("fetch-now") => h.fetch_now(&t, id.as_str(), &hv, body).await,
         Some(other) => {
             return Err(ApiError::invalid(format!(
                 "unknown action {other:?}; use action=fetch-now or no action"
             )))
         }
+    };
+    let out = match out {
+        Ok(o) => o,
+        Err(HarvestError::Signature(e)) => {
+            // Counted and audited (throttled per address), nothing of it stored.
+            metrics::counter!(m::PUSH_REFUSED_TOTAL, "reason" => e.reason()).increment(1);
+            let remote = Remote::of(&parts);
+            st.auth.audit_failure(
+                failure_entry(
+                    t.as_str(),
+                    "push.refused",
+                    "anonymous",
+                    &parts,
+                    &remote,
+                    &e.to_string(),
+                ),
+                remote.0.map(|a| a.ip()),
+            );
+            return Err(HarvestError::Signature(e).into());
+        }
+        Err(e) => return Err(e.into()),
     };
     st.auth.meter.request(t.as_str(), crate::auth::now_ms());
     Ok(Json(out))

@@ -42,6 +42,7 @@ pub const HARVEST_RETRIES_TOTAL: &str = "gleaner_harvest_retries_total";
 pub const HARVEST_SESSION_RENEWALS_TOTAL: &str = "gleaner_harvest_session_renewals_total";
 pub const HARVEST_HOST_WAIT_SECONDS: &str = "gleaner_harvest_host_wait_seconds";
 pub const HARVEST_RECORDS_TOTAL: &str = "gleaner_harvest_records_total";
+pub const PUSH_REFUSED_TOTAL: &str = "gleaner_push_refused_total";
 pub const HARVEST_RUN_DURATION_SECONDS: &str = "gleaner_harvest_run_duration_seconds";
 pub const HARVEST_RUNS_TOTAL: &str = "gleaner_harvest_runs_total";
 pub const HARVEST_STALE_SOURCES: &str = "gleaner_harvest_stale_sources";
@@ -91,6 +92,10 @@ pub(super) fn describe_all() {
     describe_counter!(
         AUDIT_SUPPRESSED_TOTAL,
         "Audit entries for failed requests not written because of the per-address throttle."
+    );
+    describe_counter!(
+        PUSH_REFUSED_TOTAL,
+        "Signed pushes refused before anything was stored, by reason (missing, malformed, mismatch, stale, replayed, replay_full)."
     );
     describe_counter!(
         AUTH_FAILURES_TOTAL,

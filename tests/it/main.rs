@@ -38,6 +38,7 @@ mod harvest_demo;
 mod harvest_extract;
 mod harvest_resume;
 mod harvest_runtime;
+mod harvest_webhooks;
 mod ltx_litestream_compat;
 mod replicate_bad;
 mod replicate_compat;

@@ -124,6 +124,8 @@ pub struct Harvester {
     fetcher: fetch::Fetcher,
     hosts: politeness::Politeness,
     running: Mutex<HashSet<(String, String)>>,
+    /// Recent webhook events of signed push sources (bounded; see its header).
+    replays: Mutex<crate::harvest::extract::push::replay::ReplayStore>,
     slots: Arc<Semaphore>,
     shutdown: watch::Sender<bool>,
 }
@@ -145,6 +147,7 @@ impl Harvester {
             fetcher,
             hosts,
             running: Mutex::new(HashSet::new()),
+            replays: Mutex::default(),
             shutdown,
         }))
     }

@@ -1,10 +1,13 @@
 //! Records pushed to Gleaner (webhooks), and "fetch resource X of json source Y now".
 //!
-//! A push body is verified (HMAC-SHA256 over `timestamp.body` with the source's secret,
-//! within its time window) before anything is parsed; parsing and encoding run on the CPU
-//! pool; the records are written in one operation.
+//! A push body is verified (the source's HMAC scheme and time window, then the replay
+//! memory) before anything is parsed; verifying, parsing and encoding run on the CPU pool;
+//! the records are written in one operation. A body that is one of the source's `events`
+//! fetches the record it names into that record's source instead. When handling fails (or
+//! the caller goes away) after the replay memory took the event, the event is forgotten
+//! again, so the provider's retry is not refused as a replay.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http::Method;
@@ -15,8 +18,11 @@ use super::fetch::Request;
 use super::politeness::host_key;
 use super::{HarvestError, Harvester};
 use crate::harvest::extract::json::{extract_json_page, PageState};
-use crate::harvest::extract::push::{parse_payload, verify_push, FetchNow};
-use crate::harvest::source::SourceSpec;
+use crate::harvest::extract::push::replay::{self, ReplayKey, ReplayStore};
+use crate::harvest::extract::push::{
+    match_event, parse_payload, verify_scheme, FetchNow, SignatureError,
+};
+use crate::harvest::source::{JsonPathExpr, PushSource, SourceSpec};
 use crate::store::{encode_payload, PutOutcome, RecordWrite};
 use crate::telemetry::metrics as m;
 use crate::tenant::TenantId;
@@ -50,16 +56,45 @@ fn tally(source: &str, outcomes: &[PutOutcome]) -> PushOutcome {
     o
 }
 
+/// The replay entries a verified push took: given back when dropped unkept, so a push
+/// that failed, or whose caller went away, does not make the provider's retry a replay.
+struct Admitted<'a> {
+    store: &'a Mutex<ReplayStore>,
+    scope: String,
+    keys: Vec<ReplayKey>,
+    kept: bool,
+}
+
+impl Admitted<'_> {
+    fn keep_if<T>(admitted: Option<Self>, r: &Result<T, HarvestError>) {
+        if let (Some(mut a), Ok(_)) = (admitted, r) {
+            a.kept = true;
+        }
+    }
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .forget(&self.scope, &self.keys);
+        }
+    }
+}
+
 impl Harvester {
     /// Verifies the signature of a body sent to push source `source` (when it requires
-    /// one); returns the source's definition for the caller to go on with.
+    /// one) and records the event against replays; returns the source's definition for
+    /// the caller to go on with.
     async fn verified_push_source(
         &self,
         tenant: &TenantId,
         source: &str,
         headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Result<crate::harvest::source::PushSource, HarvestError> {
+        body: &bytes::Bytes,
+    ) -> Result<(PushSource, Option<Admitted<'_>>), HarvestError> {
         let (_, def) = self.source(tenant, source).await?;
         let SourceSpec::Push(src) = def.spec else {
             return Err(HarvestError::WrongKind {
@@ -67,16 +102,62 @@ impl Harvester {
                 expected: "push",
             });
         };
-        if let Some(sig) = &src.signature {
-            let db = self.store.tenant_db(tenant).await?;
-            let secret = resolve_secret(&sig.secret, &db, tenant.as_str()).await?;
-            let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            verify_push(sig, secret.as_bytes(), headers, body, now)?;
+        let Some(sig) = &src.signature else {
+            return Ok((src, None));
+        };
+        let db = self.store.tenant_db(tenant).await?;
+        let secret = resolve_secret(&sig.secret, &db, tenant.as_str()).await?;
+        let scheme = sig.scheme();
+        let now_ms = crate::store::now_ms();
+        let owned: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let (sch, b) = (scheme.clone(), body.clone());
+        let verified = self
+            .cpu
+            .run(move || {
+                let hv: Vec<(&str, &str)> = owned
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                verify_scheme(&sch, secret.as_bytes(), &hv, &b, now_ms)
+            })
+            .await??;
+        let scope = format!("{tenant}/{source}");
+        let keys = replay::keys(&scope, &verified.mac, verified.event_id.as_deref());
+        let admitted = self
+            .replays
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admit(
+                &scope,
+                &keys,
+                now_ms,
+                scheme.replay_window_ms,
+                scheme.replay_capacity,
+            );
+        match admitted {
+            Ok(()) => Ok((
+                src,
+                Some(Admitted {
+                    store: &self.replays,
+                    scope,
+                    keys,
+                    kept: false,
+                }),
+            )),
+            Err(replay::Refused::Seen) => Err(SignatureError::Replayed(
+                verified
+                    .event_id
+                    .map_or_else(|| "with this signature".into(), |id| format!("{id:?}")),
+            )
+            .into()),
+            Err(replay::Refused::Full) => Err(SignatureError::ReplayFull.into()),
         }
-        Ok(src)
     }
 
-    /// Stores the records of a push body.
+    /// Stores the records of a push body, or fetches the record an event names.
     pub async fn push(
         &self,
         tenant: &TenantId,
@@ -84,9 +165,31 @@ impl Harvester {
         headers: &[(&str, &str)],
         body: bytes::Bytes,
     ) -> Result<PushOutcome, HarvestError> {
-        let src = self
+        let (src, admitted) = self
             .verified_push_source(tenant, source, headers, &body)
             .await?;
+        let r = self.take_push(tenant, source, src, headers, body).await;
+        Admitted::keep_if(admitted, &r);
+        r
+    }
+
+    async fn take_push(
+        &self,
+        tenant: &TenantId,
+        source: &str,
+        src: PushSource,
+        headers: &[(&str, &str)],
+        body: bytes::Bytes,
+    ) -> Result<PushOutcome, HarvestError> {
+        if !src.events.is_empty() {
+            let (events, b) = (src.events.clone(), body.clone());
+            if let Some(ev) = self.cpu.run(move || match_event(&events, &b)).await?? {
+                tracing::debug!(source, event = %ev.event_type, target = %ev.request.source, "event fetches its record");
+                return self
+                    .fetch_resource(tenant, &ev.request, ev.records.as_ref())
+                    .await;
+            }
+        }
         let ct = headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
@@ -127,10 +230,29 @@ impl Harvester {
         headers: &[(&str, &str)],
         body: bytes::Bytes,
     ) -> Result<PushOutcome, HarvestError> {
-        self.verified_push_source(tenant, push_source, headers, &body)
+        let (_, admitted) = self
+            .verified_push_source(tenant, push_source, headers, &body)
             .await?;
-        let req = FetchNow::parse_json(&body)?;
-        let (_, def) = self.source(tenant, req.source.as_str()).await?;
+        let r = match FetchNow::parse_json(&body) {
+            Ok(req) => self.fetch_resource(tenant, &req, None).await,
+            Err(e) => Err(e.into()),
+        };
+        Admitted::keep_if(admitted, &r);
+        r
+    }
+
+    /// One request to json source `req.source` with its credentials; the records found
+    /// (at `records`, or the source's own path) are stored under that source.
+    async fn fetch_resource(
+        &self,
+        tenant: &TenantId,
+        req: &FetchNow,
+        records: Option<&JsonPathExpr>,
+    ) -> Result<PushOutcome, HarvestError> {
+        let (_, mut def) = self.source(tenant, req.source.as_str()).await?;
+        if let (Some(r), SourceSpec::Json(j)) = (records, &mut def.spec) {
+            j.records = r.clone();
+        }
         let SourceSpec::Json(src) = &def.spec else {
             return Err(HarvestError::WrongKind {
                 source_id: req.source.to_string(),

@@ -36,6 +36,7 @@ mod schedule;
 mod session;
 mod sitemap;
 mod values;
+mod webhook;
 
 pub use self::auth::Auth;
 pub use self::csv::CsvSource;
@@ -46,7 +47,7 @@ pub use self::incremental::{CursorFormat, Incremental};
 pub use self::json::{JsonSource, OnEmpty, Pagination, TimeFormat, WindowSpec, END, START};
 pub use self::patterns::{CssSelector, DateFormat, JsonPathExpr, Pattern};
 pub use self::policy::{History, Politeness};
-pub use self::push::{PushFormat, PushSource, SignatureSpec};
+pub use self::push::{PushFormat, PushSource};
 pub use self::record_spec::{
     Conversion, ConvertOpts, DetailSpec, FieldSpec, FieldType, KeySpec, RecordSpec, Whitespace,
 };
@@ -54,6 +55,10 @@ pub use self::schedule::Schedule;
 pub use self::session::{SessionSpec, MAX_SESSION_RETRIES};
 pub use self::sitemap::SitemapSource;
 pub use self::values::{HttpUrl, HumanDuration, SecretRef, SourceId};
+pub use self::webhook::{
+    Encoding, EventSpec, HeaderFormat, Preset, Scheme, SignatureSpec, Signed, TimeUnit,
+    TimestampAt, ID_PLACEHOLDER, MAX_EVENTS, MAX_REPLAY_CAPACITY,
+};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::error::Checker;
 use super::patterns::JsonPathExpr;
 use super::record_spec::KeySpec;
-use super::values::{HumanDuration, SecretRef};
+use super::webhook::{check_events, EventSpec, SignatureSpec};
 use crate::harvest::limits::MAX_PUSH_BYTES;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +27,9 @@ pub struct PushSource {
     /// HMAC signature required on every push.
     #[serde(default)]
     pub signature: Option<SignatureSpec>,
+    /// Events that fetch the record they name into another source instead of being stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventSpec>,
 }
 
 fn default_max_body() -> u64 {
@@ -48,30 +51,6 @@ pub enum PushFormat {
     Ndjson,
 }
 
-/// HMAC-SHA256 over `timestamp + "." + body`, hex-encoded, in `header`; the Unix timestamp
-/// (seconds) in `timestamp_header`, within `tolerance` of the receiver's clock.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SignatureSpec {
-    pub secret: SecretRef,
-    #[serde(default = "default_sig_header")]
-    pub header: String,
-    #[serde(default = "default_ts_header")]
-    pub timestamp_header: String,
-    #[serde(default = "default_tolerance")]
-    pub tolerance: HumanDuration,
-}
-
-fn default_sig_header() -> String {
-    "x-gleaner-signature".into()
-}
-fn default_ts_header() -> String {
-    "x-gleaner-timestamp".into()
-}
-fn default_tolerance() -> HumanDuration {
-    HumanDuration(std::time::Duration::from_secs(300))
-}
-
 impl PushSource {
     pub(crate) fn check(&self, c: &mut Checker) {
         c.check(
@@ -91,24 +70,8 @@ impl PushSource {
         );
         self.key.check(c, None, false);
         if let Some(s) = &self.signature {
-            c.at("signature", |c| {
-                for (f, h) in [
-                    ("header", &s.header),
-                    ("timestamp_header", &s.timestamp_header),
-                ] {
-                    c.check(
-                        http::HeaderName::from_bytes(h.as_bytes()).is_ok(),
-                        f,
-                        "not a valid HTTP header name",
-                    );
-                }
-                c.check(
-                    !s.header.eq_ignore_ascii_case(&s.timestamp_header),
-                    "timestamp_header",
-                    "must differ from header",
-                );
-                c.range("tolerance", Some(s.tolerance.secs()), 1, 3600);
-            });
+            c.at("signature", |c| s.check(c));
         }
+        check_events(&self.events, c);
     }
 }

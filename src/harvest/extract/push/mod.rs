@@ -5,11 +5,14 @@
 //! half stored. Within a body a later record with the same key replaces an earlier one,
 //! as applying the records in order would.
 
+mod events;
 mod fetch_now;
+pub mod replay;
 mod signature;
 
+pub use events::{match_event, EventFetch};
 pub use fetch_now::{FetchNow, FetchNowError};
-pub use signature::{sign, verify_push, verify_signature, SignatureError};
+pub use signature::{sign, verify_push, verify_scheme, verify_signature, SignatureError, Verified};
 
 use serde_json::Value;
 
