@@ -11,7 +11,7 @@ use axum::Router;
 use http::Method;
 
 use super::error::ApiError;
-use super::{audit, harvest, health, keys, openapi, records, tenants, usage, AppState};
+use super::{audit, changes, harvest, health, keys, openapi, records, tenants, usage, AppState};
 use crate::auth::Permission;
 use crate::error::ErrorKind;
 
@@ -126,7 +126,7 @@ fn tenant_routes(r: Routes) -> Routes {
         )
 }
 
-/// Records: list, push, one record, export.
+/// Records: list, push, one record, export; what changed (a run's changes, version diffs).
 fn record_routes(r: Routes) -> Routes {
     use Permission as P;
     r.get(
@@ -148,6 +148,16 @@ fn record_routes(r: Routes) -> Routes {
         "/v1/tenants/{tenant}/export",
         Some(P::ReadRecords),
         records::export,
+    )
+    .get(
+        "/v1/tenants/{tenant}/records/{id}/diff",
+        Some(P::ReadChanges),
+        changes::diff,
+    )
+    .get(
+        "/v1/tenants/{tenant}/runs/{run}/changes",
+        Some(P::ReadChanges),
+        changes::run_changes,
     )
 }
 

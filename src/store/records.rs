@@ -113,6 +113,15 @@ impl TenantDb {
 }
 
 pub(crate) fn put(c: &Connection, rec: &RecordWrite) -> Result<PutOutcome, StoreError> {
+    put_with_id(c, rec).map(|(_, o)| o)
+}
+
+/// [`put`], also returning the record's row id (for the run's change log, see
+/// [`super::changes`]).
+pub(crate) fn put_with_id(
+    c: &Connection,
+    rec: &RecordWrite,
+) -> Result<(i64, PutOutcome), StoreError> {
     let e = StoreError::from_sqlite;
     let current = c
         .prepare_cached("SELECT id, version, hash FROM records WHERE source = ?1 AND key = ?2")
@@ -141,15 +150,16 @@ pub(crate) fn put(c: &Connection, rec: &RecordWrite) -> Result<PutOutcome, Store
             rec.seen_ms
         ])
         .map_err(e)?;
-        super::fts::stage(c, c.last_insert_rowid(), &rec.payload.text, false).map_err(e)?;
-        return Ok(PutOutcome::New);
+        let id = c.last_insert_rowid();
+        super::fts::stage(c, id, &rec.payload.text, false).map_err(e)?;
+        return Ok((id, PutOutcome::New));
     };
     if hash == rec.payload.hash {
         c.prepare_cached("UPDATE records SET last_seen_ms = max(last_seen_ms, ?2), removed_run = NULL WHERE id = ?1")
             .map_err(e)?
             .execute(params![id, rec.seen_ms])
             .map_err(e)?;
-        return Ok(PutOutcome::Unchanged);
+        return Ok((id, PutOutcome::Unchanged));
     }
     c.prepare_cached(
         "INSERT INTO record_versions (record_id, version, hash, payload, since_ms, until_ms)
@@ -174,7 +184,7 @@ pub(crate) fn put(c: &Connection, rec: &RecordWrite) -> Result<PutOutcome, Store
     ])
     .map_err(e)?;
     super::fts::stage(c, id, &rec.payload.text, true).map_err(e)?;
-    Ok(PutOutcome::Changed { version: next })
+    Ok((id, PutOutcome::Changed { version: next }))
 }
 
 #[cfg(test)]

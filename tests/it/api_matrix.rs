@@ -118,6 +118,21 @@ fn calls() -> Vec<Call> {
             None,
             200,
         ),
+        // No `from`: 400 once authorized.
+        c(
+            "GET",
+            "/v1/tenants/{tenant}/records/{id}/diff",
+            P::ReadChanges,
+            None,
+            400,
+        ),
+        c(
+            "GET",
+            "/v1/tenants/{tenant}/runs/{run}/changes",
+            P::ReadChanges,
+            None,
+            404,
+        ),
         c("GET", "/v1/tenants/{tenant}/keys", P::ManageKeys, None, 200),
         c(
             "POST",
