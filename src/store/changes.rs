@@ -41,7 +41,9 @@ impl ChangeKind {
             ADDED => Ok(ChangeKind::Added),
             CHANGED => Ok(ChangeKind::Changed),
             REMOVED => Ok(ChangeKind::Removed),
-            other => Err(StoreError::Corrupt(format!("run_changes: change code {other}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "run_changes: change code {other}"
+            ))),
         }
     }
 }
@@ -150,7 +152,12 @@ fn changes_page(
         )
         .map_err(e)?
         .query_map(params![run_id, after, limit as i64 + 1], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?, r.get(3)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
         })
         .map_err(e)?
         .map(|row| {
@@ -191,11 +198,13 @@ fn version_fields(
             .optional()
             .map_err(e)?
     } else {
-        c.prepare_cached("SELECT payload FROM record_versions WHERE record_id = ?1 AND version = ?2")
-            .map_err(e)?
-            .query_row(params![id, version], |r| r.get(0))
-            .optional()
-            .map_err(e)?
+        c.prepare_cached(
+            "SELECT payload FROM record_versions WHERE record_id = ?1 AND version = ?2",
+        )
+        .map_err(e)?
+        .query_row(params![id, version], |r| r.get(0))
+        .optional()
+        .map_err(e)?
     };
     let payload = payload.ok_or(StoreError::VersionNotFound { id, version })?;
     let bytes = super::dict::decode_stored(c, &payload, MAX_RECORD_BYTES)?;
@@ -282,7 +291,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("t.db");
         let mut c = Connection::open(&p).unwrap();
-        migrate(&mut c, DbKind::Tenant, &p, Some(crate::store::fts::TENANT_WRITER)).unwrap();
+        migrate(
+            &mut c,
+            DbKind::Tenant,
+            &p,
+            Some(crate::store::fts::TENANT_WRITER),
+        )
+        .unwrap();
         let run = |c: &Connection| {
             c.execute(
                 "INSERT INTO harvest_runs (source, trigger, status, started_ms) VALUES ('s', 't', 'running', 0)",
@@ -306,12 +321,19 @@ mod tests {
         put(&c, r2, rec("a", json!({"n": 3}), 20));
         note_removals(&c, "s", r2, 20).unwrap();
         use ChangeKind::*;
-        assert_eq!(log(&c, r1), [("a".into(), Added, 2), ("b".into(), Added, 1)]);
-        assert_eq!(log(&c, r2), [("a".into(), Changed, 3), ("b".into(), Removed, 1)]);
+        let s = |k: &str| k.to_owned();
+        assert_eq!(log(&c, r1), [(s("a"), Added, 2), (s("b"), Added, 1)]);
+        assert_eq!(log(&c, r2), [(s("a"), Changed, 3), (s("b"), Removed, 1)]);
+        // A write rolled back (its writer op failed) takes its log row with it.
+        c.execute_batch("SAVEPOINT op").unwrap();
+        put(&c, r2, rec("z", json!({}), 20));
+        c.execute_batch("ROLLBACK TO op; RELEASE op").unwrap();
+        assert_eq!(log(&c, r2).len(), 2);
         // A write that is not part of a run is not logged.
         put(&c, 0, rec("c", json!({}), 30));
         assert_eq!(
-            c.query_row("SELECT count(*) FROM run_changes", [], |r| r.get::<_, i64>(0))
+            c.query_row("SELECT count(*) FROM run_changes", [], |r| r
+                .get::<_, i64>(0))
                 .unwrap(),
             4
         );

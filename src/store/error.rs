@@ -45,7 +45,9 @@ pub enum StoreError {
     RecordNotFound(i64),
     #[error("run {0} does not exist")]
     RunNotFound(i64),
-    #[error("record {id} has no version {version} (it never existed, or history pruning dropped it)")]
+    #[error(
+        "record {id} has no version {version} (it never existed, or history pruning dropped it)"
+    )]
     VersionNotFound { id: i64, version: i64 },
     #[error(
         "quota `{quota}` of tenant {tenant} would be exceeded: limit {limit}, would be {would_be}"

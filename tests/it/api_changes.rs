@@ -50,7 +50,10 @@ async fn all_changes(api: &Api, run: i64, limit: usize) -> (Vec<(String, String,
             path.push_str(&format!("&cursor={c}"));
         }
         let v = api.ok("GET", &path, ADMIN_TOKEN, None).await;
-        assert_eq!((v["run"].as_i64(), v["retained"].as_bool()), (Some(run), Some(true)));
+        assert_eq!(
+            (v["run"].as_i64(), v["retained"].as_bool()),
+            (Some(run), Some(true))
+        );
         assert_eq!(v["source"], "items");
         for c in v["changes"].as_array().unwrap() {
             out.push((
@@ -83,7 +86,12 @@ async fn a_run_lists_what_it_added_changed_and_removed_and_versions_diff_as_json
     let def = json!({"kind": "json", "url": format!("http://{site}/items"), "records": "$.items[*]",
                      "key": {"field": "id"}, "politeness": {"obey_robots": false}});
     let (s, v) = api
-        .call("PUT", "/v1/tenants/acme/sources/items", Some(ADMIN_TOKEN), Some(&def))
+        .call(
+            "PUT",
+            "/v1/tenants/acme/sources/items",
+            Some(ADMIN_TOKEN),
+            Some(&def),
+        )
         .await;
     assert!(s == 200 || s == 201, "{v}");
 
@@ -120,13 +128,30 @@ async fn a_run_lists_what_it_added_changed_and_removed_and_versions_diff_as_json
 
     // The diff of a's versions: a JSON Patch that turns version 1 into version 2.
     let list = api
-        .ok("GET", "/v1/tenants/acme/records?source=items&key_prefix=a", ADMIN_TOKEN, None)
+        .ok(
+            "GET",
+            "/v1/tenants/acme/records?source=items&key_prefix=a",
+            ADMIN_TOKEN,
+            None,
+        )
         .await;
     let id = list["records"][0]["id"].as_i64().unwrap();
     let d = api
-        .ok("GET", &format!("/v1/tenants/acme/records/{id}/diff?from=1&to=2"), ADMIN_TOKEN, None)
+        .ok(
+            "GET",
+            &format!("/v1/tenants/acme/records/{id}/diff?from=1&to=2"),
+            ADMIN_TOKEN,
+            None,
+        )
         .await;
-    assert_eq!((d["record_id"].as_i64(), d["from"].as_i64(), d["to"].as_i64()), (Some(id), Some(1), Some(2)));
+    assert_eq!(
+        (
+            d["record_id"].as_i64(),
+            d["from"].as_i64(),
+            d["to"].as_i64()
+        ),
+        (Some(id), Some(1), Some(2))
+    );
     let patch: json_patch::Patch = serde_json::from_value(d["patch"].clone()).unwrap();
     assert!(!patch.0.is_empty());
     let mut doc = item("a", "alpha", json!(["x"]));
@@ -134,10 +159,20 @@ async fn a_run_lists_what_it_added_changed_and_removed_and_versions_diff_as_json
     assert_eq!(doc, a2);
     // `to` defaults to the current version; the reverse patch undoes it.
     let back = api
-        .ok("GET", &format!("/v1/tenants/acme/records/{id}/diff?from=2&to=1"), ADMIN_TOKEN, None)
+        .ok(
+            "GET",
+            &format!("/v1/tenants/acme/records/{id}/diff?from=2&to=1"),
+            ADMIN_TOKEN,
+            None,
+        )
         .await;
     let fwd = api
-        .ok("GET", &format!("/v1/tenants/acme/records/{id}/diff?from=1"), ADMIN_TOKEN, None)
+        .ok(
+            "GET",
+            &format!("/v1/tenants/acme/records/{id}/diff?from=1"),
+            ADMIN_TOKEN,
+            None,
+        )
         .await;
     assert_eq!(fwd["patch"], d["patch"]);
     let patch: json_patch::Patch = serde_json::from_value(back["patch"].clone()).unwrap();
@@ -146,14 +181,46 @@ async fn a_run_lists_what_it_added_changed_and_removed_and_versions_diff_as_json
 
     // Unknown run, record or version: 404; bad parameters and cursors: 400 saying what to fix.
     for (path, want, says) in [
-        ("/v1/tenants/acme/runs/999/changes".to_owned(), 404, "run 999"),
-        (format!("/v1/tenants/acme/records/{id}/diff?from=7"), 404, "no version 7"),
-        ("/v1/tenants/acme/records/99999/diff?from=1".to_owned(), 404, "record 99999"),
-        (format!("/v1/tenants/acme/records/{id}/diff"), 400, "`from` is required"),
-        (format!("/v1/tenants/acme/records/{id}/diff?from=0"), 400, "1 or more"),
-        (format!("/v1/tenants/acme/runs/{r2}/changes?limit=0"), 400, "`limit` must be"),
-        (format!("/v1/tenants/acme/runs/{r2}/changes?cursor=AAAA"), 400, "`cursor`"),
-        (format!("/v1/tenants/acme/runs/{r2}/changes?after=1"), 400, "after"),
+        (
+            "/v1/tenants/acme/runs/999/changes".to_owned(),
+            404,
+            "run 999",
+        ),
+        (
+            format!("/v1/tenants/acme/records/{id}/diff?from=7"),
+            404,
+            "no version 7",
+        ),
+        (
+            "/v1/tenants/acme/records/99999/diff?from=1".to_owned(),
+            404,
+            "record 99999",
+        ),
+        (
+            format!("/v1/tenants/acme/records/{id}/diff"),
+            400,
+            "`from` is required",
+        ),
+        (
+            format!("/v1/tenants/acme/records/{id}/diff?from=0"),
+            400,
+            "1 or more",
+        ),
+        (
+            format!("/v1/tenants/acme/runs/{r2}/changes?limit=0"),
+            400,
+            "`limit` must be",
+        ),
+        (
+            format!("/v1/tenants/acme/runs/{r2}/changes?cursor=AAAA"),
+            400,
+            "`cursor`",
+        ),
+        (
+            format!("/v1/tenants/acme/runs/{r2}/changes?after=1"),
+            400,
+            "after",
+        ),
     ] {
         let r = api.send("GET", &path, Some(ADMIN_TOKEN), None).await;
         let (status, _, message) = json_error(r).await;
@@ -162,11 +229,21 @@ async fn a_run_lists_what_it_added_changed_and_removed_and_versions_diff_as_json
     }
     // A cursor of one run's pages is refused for another run's.
     let v = api
-        .ok("GET", &format!("/v1/tenants/acme/runs/{r2}/changes?limit=1"), ADMIN_TOKEN, None)
+        .ok(
+            "GET",
+            &format!("/v1/tenants/acme/runs/{r2}/changes?limit=1"),
+            ADMIN_TOKEN,
+            None,
+        )
         .await;
     let c = v["next"].as_str().unwrap();
     let r = api
-        .send("GET", &format!("/v1/tenants/acme/runs/{r1}/changes?cursor={c}"), Some(ADMIN_TOKEN), None)
+        .send(
+            "GET",
+            &format!("/v1/tenants/acme/runs/{r1}/changes?cursor={c}"),
+            Some(ADMIN_TOKEN),
+            None,
+        )
         .await;
     assert_eq!(r.status(), 400);
 }

@@ -43,6 +43,7 @@ mod P {
     pub const ManageAdminKeys: Need = Need::Admin;
     pub const ReadGlobalAudit: Need = Need::Admin;
     pub const ReadRecords: Need = Need::InTenant(Role::Reader);
+    pub const ReadChanges: Need = Need::InTenant(Role::Reader);
     pub const WriteRecords: Need = Need::InTenant(Role::Editor);
     pub const ManageKeys: Need = Need::InTenant(Role::TenantAdmin);
     pub const ReadAudit: Need = Need::InTenant(Role::TenantAdmin);

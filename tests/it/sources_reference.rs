@@ -61,12 +61,17 @@ fn nest(path: &[Seg], leaf: Value) -> Value {
 /// The parser's first complaint about `leaf` at `path` in a definition of `kind`.
 fn complaint(kind: &str, path: &[Seg], leaf: Value) -> Option<String> {
     if path.is_empty() && kind == "common" {
-        return serde_json::from_value::<Common>(leaf).err().map(|e| e.to_string());
+        return serde_json::from_value::<Common>(leaf)
+            .err()
+            .map(|e| e.to_string());
     }
     let Value::Object(mut def) = nest(path, leaf) else {
         unreachable!()
     };
-    def.insert("kind".into(), json!(if kind == "common" { "push" } else { kind }));
+    def.insert(
+        "kind".into(),
+        json!(if kind == "common" { "push" } else { kind }),
+    );
     def.insert("id".into(), json!("probe"));
     let errors = match SourceDef::from_value(Value::Object(def)) {
         Ok(_) => return None,
@@ -264,7 +269,10 @@ fn problems(text: &str, keys: &BTreeMap<String, BTreeSet<String>>) -> Vec<String
             ));
         }
         if r.cells[1].is_empty() || r.cells[2].is_empty() || r.cells[3].len() < 10 {
-            out.push(format!("`{}`: a type, a default and a meaning are needed", r.key));
+            out.push(format!(
+                "`{}`: a type, a default and a meaning are needed",
+                r.key
+            ));
         }
     }
     for (kind, set) in keys {
@@ -281,8 +289,7 @@ fn problems(text: &str, keys: &BTreeMap<String, BTreeSet<String>>) -> Vec<String
 }
 
 fn reference_text() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/sources.md"))
-        .unwrap()
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/sources.md")).unwrap()
 }
 
 #[test]
@@ -305,7 +312,11 @@ fn every_key_of_every_kind_is_documented_and_every_documented_key_exists() {
         ("feed", "politeness.min_delay"),
         ("feed", "kind"),
     ] {
-        assert!(keys[kind].contains(key), "probe missed {kind} {key}: {:?}", keys[kind]);
+        assert!(
+            keys[kind].contains(key),
+            "probe missed {kind} {key}: {:?}",
+            keys[kind]
+        );
     }
     let p = problems(&reference_text(), &keys);
     assert!(p.is_empty(), "docs/sources.md:\n{}", p.join("\n"));
@@ -335,7 +346,9 @@ fn the_comparison_reports_a_missing_row_and_a_key_that_does_not_exist() {
     );
     // A kind's key documented only under another kind is missing for its own.
     let moved = text.replace("| `feeds` |", "| `sitemaps_x` |");
-    assert!(problems(&moved, &keys).iter().any(|p| p.contains("feed key `feeds`")));
+    assert!(problems(&moved, &keys)
+        .iter()
+        .any(|p| p.contains("feed key `feeds`")));
 }
 
 #[test]
