@@ -9,7 +9,8 @@
 //! integer" was taken as an entry of a table of the user's choosing (`extract.fields`),
 //! whose entries are probed under `<name>`. Anything else is a value. The format of the page
 //! is documented at its top; `problems` is the comparison, and the second test checks that
-//! it does report an undocumented key and a key that does not exist.
+//! it does report an undocumented key and a key that does not exist. Defaults are checked
+//! against the serialized form of small definitions (`MINIMAL`) that leave them out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -377,4 +378,173 @@ fn every_example_parses_and_validates_and_every_kind_has_one() {
     }
     let want: BTreeSet<String> = KINDS.iter().map(|k| k.to_string()).collect();
     assert_eq!(kinds, want, "kinds with an example");
+}
+
+/// Definitions with only the keys they need (and a variant of each tagged table), whose
+/// serialized form shows the defaults the code fills in.
+const MINIMAL: &[&str] = &[
+    r#"id = "m"
+kind = "html"
+start_urls = ["https://site.example/"]
+next = { rel_next = true }
+session = { retries = 3 }
+[auth]
+type = "bearer"
+token = "secret:t"
+[extract]
+record = "tr"
+key = "url"
+fields.code = {}
+detail = { link = "a", fields.more = {} }"#,
+    r#"id = "m"
+kind = "json"
+url = "https://api.example/"
+records = "$.data[*]"
+key = { field = "id" }
+params = { since = "{start}" }
+window = {}
+pagination = { type = "page", param = "p" }
+[auth]
+type = "oauth2_client_credentials"
+token_url = "https://auth.example/token"
+client_id = "c"
+client_secret = "secret:s""#,
+    r#"id = "m"
+kind = "json"
+url = "https://api.example/"
+records = "$.data[*]"
+key = { field = "id" }
+pagination = { type = "offset", param = "o", limit = 10 }"#,
+    r#"id = "m"
+kind = "sitemap"
+sitemaps = ["https://site.example/sitemap.xml"]
+[extract]
+record = "main"
+key = "url"
+fields.title = {}"#,
+    r#"id = "m"
+kind = "feed"
+feeds = ["https://site.example/feed.xml"]
+[auth]
+type = "oauth2_refresh_token"
+token_url = "https://auth.example/token"
+client_id = "c"
+refresh_token = "secret:r""#,
+    r#"id = "m"
+kind = "csv"
+url = "https://site.example/data.csv"
+key = { field = "id" }
+types.n = { decimal = "," , type = "number" }
+[auth]
+type = "headers"
+headers = { Accept = "text/csv" }"#,
+    r#"id = "m"
+kind = "push"
+key = { field = "id" }
+signature = { secret = "secret:s" }"#,
+];
+
+/// The documented leaves of a serialized definition, by reference path.
+fn documented_leaves(
+    v: &Value,
+    prefix: &str,
+    rows: &BTreeSet<String>,
+    out: &mut BTreeMap<String, Value>,
+) {
+    let Value::Object(m) = v else { return };
+    let entries = rows
+        .iter()
+        .any(|r| r.starts_with(&format!("{prefix}.<name>.")) || r == &format!("{prefix}.<name>"));
+    let variant = match m.get("type") {
+        Some(Value::String(t)) if rows.contains(&format!("{prefix}.type")) => {
+            out.insert(format!("{prefix}.type"), json!(t));
+            Some(t.clone())
+        }
+        _ => None,
+    };
+    for (k, sub) in m {
+        if variant.is_some() && k == "type" {
+            continue;
+        }
+        let key = match (&variant, entries) {
+            (_, true) => "<name>".to_owned(),
+            (Some(t), _) => format!("[type={t}].{k}"),
+            _ => k.clone(),
+        };
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else if key.starts_with('[') {
+            format!("{prefix}{key}")
+        } else {
+            format!("{prefix}.{key}")
+        };
+        if rows.contains(&path) {
+            out.insert(path.clone(), sub.clone());
+        }
+        documented_leaves(sub, &path, rows, out);
+    }
+}
+
+/// A default as the reference writes it (a TOML value).
+fn spelled_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
+        Value::Object(m) if m.is_empty() => "{}".into(),
+        other => other.to_string(),
+    }
+}
+
+#[test]
+fn documented_defaults_equal_the_defaults_in_code() {
+    let text = reference_text();
+    let rows = rows(&text);
+    let names: BTreeSet<String> = rows.iter().map(|r| r.key.clone()).collect();
+    let in_scope = |r: &Row, kind: &str| r.scope.as_deref().is_none_or(|s| s == kind);
+    let default_of = |key: &str, kind: &str| -> Vec<String> {
+        rows.iter()
+            .filter(|r| r.key == key && in_scope(r, kind))
+            .map(|r| r.cells[2].clone())
+            .collect()
+    };
+    let mut checked = BTreeSet::new();
+    for m in MINIMAL {
+        let def = SourceDef::parse_toml(m).unwrap_or_else(|e| panic!("{e}\n{m}"));
+        let given: Value = toml::from_str(m).unwrap();
+        let mut set = BTreeMap::new();
+        documented_leaves(&given, "", &names, &mut set);
+        let mut code = BTreeMap::new();
+        documented_leaves(&def.to_value(), "", &names, &mut code);
+        for (key, v) in &code {
+            if set.contains_key(key) {
+                continue;
+            }
+            for doc in default_of(key, def.kind()) {
+                let want = spelled_value(v);
+                let literal = backticked(&doc).into_iter().next();
+                assert!(
+                    doc.starts_with('`') && literal.as_deref() == Some(want.as_str()),
+                    "{} {key}: the code's default is {want}, docs/sources.md says {doc:?}",
+                    def.kind()
+                );
+            }
+            checked.insert(key.clone());
+        }
+        // Keys left unset by the code are documented as unset (or required).
+        for r in rows
+            .iter()
+            .filter(|r| r.cells.len() == 4 && in_scope(r, def.kind()))
+        {
+            let d = &r.cells[2];
+            if (d.starts_with("unset") || d.starts_with("required"))
+                && code.contains_key(&r.key)
+                && !set.contains_key(&r.key)
+            {
+                panic!(
+                    "{}: documented as {d:?}, but the code sets {}",
+                    r.key, code[&r.key]
+                );
+            }
+        }
+    }
+    assert!(checked.len() >= 30, "too few defaults checked: {checked:?}");
 }
