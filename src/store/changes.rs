@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::base::MAX_RECORD_BYTES;
 use super::db::TenantDb;
 use super::error::StoreError;
-use super::records::PutOutcome;
+use super::records::{PutOutcome, Written};
 
 /// Runs of each source whose changes are kept (counting the newest).
 pub const KEEP_CHANGES_RUNS: i64 = 20;
@@ -70,27 +70,47 @@ pub struct ChangesPage {
     pub next_after: Option<i64>,
 }
 
-/// Logs a record write of run `run_id` (`0`: not a run, e.g. a push; nothing logged).
-pub(crate) fn note(
-    c: &Connection,
-    run_id: i64,
-    record_id: i64,
-    outcome: PutOutcome,
-) -> Result<(), StoreError> {
-    let (code, version) = match outcome {
-        PutOutcome::New => (ADDED, 1),
-        PutOutcome::Changed { version } => (CHANGED, version),
-        PutOutcome::Unchanged => return Ok(()),
+/// Logs a record write of run `run_id` (`0`: not a run, e.g. a push; nothing logged). A
+/// record marked removed that is present again is `added` back, changed or not: whoever
+/// follows the log saw it go.
+pub(crate) fn note(c: &Connection, run_id: i64, w: &Written) -> Result<(), StoreError> {
+    let code = match (w.outcome, w.restored) {
+        (PutOutcome::New, _) | (_, true) => ADDED,
+        (PutOutcome::Changed { .. }, false) => CHANGED,
+        (PutOutcome::Unchanged, false) => return Ok(()),
     };
     if run_id <= 0 {
         return Ok(());
     }
+    let (record_id, version) = (w.id, w.version);
     c.prepare_cached(
         "INSERT INTO run_changes (run_id, record_id, change, version) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (run_id, record_id) DO UPDATE SET version = excluded.version,
              change = CASE WHEN change = 1 THEN 1 ELSE excluded.change END",
     )
     .and_then(|mut st| st.execute(params![run_id, record_id, code, version]))
+    .map(drop)
+    .map_err(StoreError::from_sqlite)
+}
+
+/// Logs `key` of `source` as added back by run `run_id` if it is marked removed: called
+/// before a page's unchanged records (304, same body) are touched, which clears the mark.
+pub(crate) fn note_if_restored(
+    c: &Connection,
+    run_id: i64,
+    source: &str,
+    key: &str,
+) -> Result<(), StoreError> {
+    if run_id <= 0 {
+        return Ok(());
+    }
+    c.prepare_cached(
+        "INSERT INTO run_changes (run_id, record_id, change, version)
+         SELECT ?1, id, 1, version FROM records
+         WHERE source = ?2 AND key = ?3 AND removed_run IS NOT NULL
+         ON CONFLICT (run_id, record_id) DO UPDATE SET change = 1, version = excluded.version",
+    )
+    .and_then(|mut st| st.execute(params![run_id, source, key]))
     .map(drop)
     .map_err(StoreError::from_sqlite)
 }
@@ -309,8 +329,8 @@ mod tests {
             id
         };
         let put = |c: &Connection, run: i64, r: RecordWrite| {
-            let (id, o) = put_with_id(c, &r).unwrap();
-            note(c, run, id, o).unwrap();
+            let w = put_with_id(c, &r).unwrap();
+            note(c, run, &w).unwrap();
         };
         let r1 = run(&c);
         put(&c, r1, rec("a", json!({"n": 1}), 10));
@@ -346,8 +366,21 @@ mod tests {
         assert_eq!(p1.changes.len(), 1);
         let p2 = changes_page(&c, r2, p1.next_after.unwrap(), 1).unwrap();
         assert_eq!((p2.changes[0].change, p2.next_after), (Removed, None));
+        // A record marked removed that is present again is added back, whether it is
+        // written (here unchanged) or only touched (a 304 or an unchanged page).
+        c.execute(
+            "UPDATE records SET removed_run = ?1 WHERE key IN ('b', 'c')",
+            [r2],
+        )
+        .unwrap();
+        let r3 = run(&c);
+        put(&c, r3, rec("b", json!({"n": 1}), 40));
+        for k in ["a", "c"] {
+            note_if_restored(&c, r3, "s", k).unwrap();
+        }
+        assert_eq!(log(&c, r3), [(s("b"), Added, 1), (s("c"), Added, 1)]);
         // Only the newest KEEP_CHANGES_RUNS runs keep their log.
-        for _ in 0..KEEP_CHANGES_RUNS - 1 {
+        for _ in 0..KEEP_CHANGES_RUNS - 2 {
             run(&c);
         }
         let old = changes_page(&c, r1, 0, 10).unwrap();

@@ -193,10 +193,10 @@ fn commit_one(
     let e = StoreError::from_sqlite;
     let mut outcomes = Vec::with_capacity(p.records.len());
     for r in &p.records {
-        let (id, outcome) = put_with_id(c, r)?;
+        let w = put_with_id(c, r)?;
         // In this op's savepoint: a change is logged exactly when its record is written.
-        super::changes::note(c, p.run_id, id, outcome)?;
-        outcomes.push(outcome);
+        super::changes::note(c, p.run_id, &w)?;
+        outcomes.push(w.outcome);
     }
     if !p.touch_keys.is_empty() {
         let mut st = c
@@ -206,6 +206,7 @@ fn commit_one(
             )
             .map_err(e)?;
         for k in &p.touch_keys {
+            super::changes::note_if_restored(c, p.run_id, &p.source, k)?;
             st.execute(params![p.source, k, p.seen_ms]).map_err(e)?;
         }
     }

@@ -125,6 +125,15 @@ async fn a_run_lists_what_it_added_changed_and_removed_and_versions_diff_as_json
     );
     // The first run's log is unchanged by the second.
     assert_eq!(all_changes(&api, r1, 1).await.0.len(), 3);
+    // A third run: c is back as it was, so it is added back; nothing else changed.
+    items
+        .lock()
+        .unwrap()
+        .as_array_mut()
+        .unwrap()
+        .push(item("c", "charlie", json!([])));
+    let r3 = run(&api).await;
+    assert_eq!(all_changes(&api, r3, 10).await.0, [added("c")]);
 
     // The diff of a's versions: a JSON Patch that turns version 1 into version 2.
     let list = api
