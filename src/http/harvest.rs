@@ -8,6 +8,8 @@
 //! POST   /v1/tenants/{tenant}/sources/{source}/runs       start a run (202)          editor
 //! GET    /v1/tenants/{tenant}/sources/{source}/runs       newest first (before, limit) reader
 //! GET    /v1/tenants/{tenant}/sources/{source}/runs/{run}                            reader
+//! GET    /v1/tenants/{tenant}/sources/{source}/cursor     (source_cursors.rs)        reader
+//! DELETE /v1/tenants/{tenant}/sources/{source}/cursor     reset it                   editor
 //! POST   /v1/tenants/{tenant}/sources/{source}/push       records (JSON / NDJSON), or
 //!        ?action=fetch-now with {"source","resource"}     editor, or a valid signature
 //! GET    /v1/tenants/{tenant}/secrets                     names only                 tenant-admin
@@ -49,7 +51,7 @@ use crate::store::{MAX_RUN_LIST, MAX_SOURCE_LIST};
 
 pub(super) type H = Option<Extension<Arc<Harvester>>>;
 
-fn harvester(h: H) -> Result<Arc<Harvester>, ApiError> {
+pub(super) fn harvester(h: H) -> Result<Arc<Harvester>, ApiError> {
     h.map(|Extension(h)| h).ok_or_else(|| {
         ApiError::new(
             ErrorKind::Unavailable,
@@ -114,14 +116,16 @@ fn source_view(h: &Harvester, row: &crate::store::SourceRow, def: Option<Value>)
 }
 
 /// The `{source}` path segment (validated; the tenant is validated by [`Tenant`]).
-fn source_in(parts: &std::collections::HashMap<String, String>) -> Result<SourceId, ApiError> {
+pub(super) fn source_in(
+    parts: &std::collections::HashMap<String, String>,
+) -> Result<SourceId, ApiError> {
     source_id(parts.get("source").map_or("", String::as_str))
 }
 
 pub(super) type PathMap = ApiPath<std::collections::HashMap<String, String>>;
 
 /// Records a source or secret change in the tenant's audit chain.
-async fn audit<P>(
+pub(super) async fn audit<P>(
     st: &AppState,
     t: &Tenant<P>,
     action: &str,
@@ -236,6 +240,8 @@ pub(super) async fn delete_source(
 ) -> Result<impl IntoResponse, ApiError> {
     let id = source_in(&p)?;
     if st.store.delete_source(t.id.as_str(), id.as_str()).await? {
+        // A source created again under this id starts without the old one's cursor.
+        t.db.delete_source_cursor(id.as_str()).await?;
         audit(&st, &t, "source.deleted", id.as_str(), json!({})).await?;
         Ok(StatusCode::NO_CONTENT)
     } else {

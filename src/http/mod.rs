@@ -24,6 +24,7 @@ mod record_json;
 mod records;
 mod routes;
 mod server;
+mod source_cursors;
 mod tenants;
 mod tls;
 mod usage;

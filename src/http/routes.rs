@@ -11,7 +11,10 @@ use axum::Router;
 use http::Method;
 
 use super::error::ApiError;
-use super::{audit, changes, harvest, health, keys, openapi, records, tenants, usage, AppState};
+use super::{
+    audit, changes, harvest, health, keys, openapi, records, source_cursors, tenants, usage,
+    AppState,
+};
 use crate::auth::Permission;
 use crate::error::ErrorKind;
 
@@ -240,6 +243,16 @@ fn source_routes(r: Routes) -> Routes {
         "/v1/tenants/{tenant}/sources/{source}/runs/{run}",
         Some(P::ReadSources),
         harvest::get_run,
+    )
+    .get(
+        "/v1/tenants/{tenant}/sources/{source}/cursor",
+        Some(P::ReadSources),
+        source_cursors::get_cursor,
+    )
+    .delete(
+        "/v1/tenants/{tenant}/sources/{source}/cursor",
+        Some(P::WriteSources),
+        source_cursors::delete_cursor,
     )
     // `records:write`, or no credential and a valid signature (see `harvest`).
     .post(

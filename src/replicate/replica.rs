@@ -508,6 +508,7 @@ impl Replica {
                 del.push((f.min_txid, f.max_txid));
             }
         }
+        let deleted_l0 = del.len();
         if !del.is_empty() {
             with_retries(attempts, || self.client.delete(0, del.clone())).await?;
         }
@@ -522,6 +523,7 @@ impl Replica {
                         .is_ok_and(|age| age >= settings.snapshot_retention)
             })
             .collect();
+        let mut deleted_below = 0usize;
         if let Some(cut) = old_snaps.iter().map(|f| f.max_txid).max() {
             let d: Vec<(u64, u64)> = old_snaps.iter().map(|f| (f.min_txid, f.max_txid)).collect();
             with_retries(attempts, || self.client.delete(SNAPSHOT_LEVEL, d.clone())).await?;
@@ -533,10 +535,21 @@ impl Replica {
                     .filter(|f| f.max_txid < cut && f.max_txid < last)
                     .map(|f| (f.min_txid, f.max_txid))
                     .collect();
+                deleted_below += d.len();
                 if !d.is_empty() {
                     with_retries(attempts, || self.client.delete(level, d.clone())).await?;
                 }
             }
+        }
+        // Logged once the whole pass is done, so the line means "the replica is as small as
+        // the policy allows now". At info only when snapshots went (once per snapshot
+        // interval); L0 trimming happens every level-1 interval and would be noise there.
+        let (snapshots, replica) = (old_snaps.len(), self.client.describe());
+        if snapshots > 0 {
+            tracing::info!(%replica, l0 = deleted_l0, snapshots, compacted = deleted_below,
+                "retention deleted files");
+        } else if deleted_l0 > 0 {
+            tracing::debug!(%replica, l0 = deleted_l0, "retention deleted files");
         }
         Ok(())
     }

@@ -22,7 +22,7 @@
 //! 4. schema (a kind's write-connection hooks are passed in, never called up) → writer →
 //!    db (Db, WeakDb, TenantDb) → hooks (replicator surface)
 //! 5. dict → fts (fts::TENANT_WRITER, the tenant hooks) → records (and schema_tests) →
-//!    frontier, plain, oauth_tokens
+//!    frontier, plain, oauth_tokens, cursors
 //! 6. tenant_files (builds tenant databases, sweeps orphans) → registry (opens tenants with
 //!    fts::TENANT_WRITER) → this file (Store; its own code uses
 //!    only conn, db, fsmode, fts, registry, schema; shared items live in base, re-exported)
@@ -36,6 +36,7 @@ mod base;
 mod changes;
 mod codec;
 mod conn;
+mod cursors;
 mod db;
 mod dict;
 mod error;
@@ -71,6 +72,7 @@ pub use codec::{
     canonical_json, decode as decode_payload, encode as encode_payload,
     encode_canonical as encode_canonical_payload, EncodedPayload,
 };
+pub use cursors::{CursorRow, MAX_CURSOR_BYTES};
 pub use db::{Db, TenantDb, WeakDb};
 pub use dict::{
     decode_with as decode_payload_with, dict_id_of, encode_value_with as encode_value_payload_with,

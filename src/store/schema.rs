@@ -313,6 +313,20 @@ const TENANT: &[(&str, &str)] = &[
     ALTER TABLE harvest_runs ADD COLUMN budget_day_base INTEGER NOT NULL DEFAULT 0;",
     ),
     (
+        "source_cursors",
+        // The incremental cursor of a json source: written only when a run succeeded
+        // completely, so a partial or failed run never skips data. `basis` says what the
+        // value means (`max_field:updated_at:rfc3339`, `token:$.next`); a definition that
+        // changes it starts from no cursor. `run_id` is the run that stored it.
+        "CREATE TABLE source_cursors (
+        source TEXT PRIMARY KEY NOT NULL,
+        basis TEXT NOT NULL,
+        value TEXT NOT NULL,
+        run_id INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    ) STRICT;",
+    ),
+    (
         "run_changes",
         // What each harvest run changed (see `super::changes`): one row per run and record,
         // `change` 1 added, 2 changed, 3 removed, `version` the record's version after it.

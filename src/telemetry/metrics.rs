@@ -45,6 +45,7 @@ pub const HARVEST_RECORDS_TOTAL: &str = "gleaner_harvest_records_total";
 pub const HARVEST_RUN_DURATION_SECONDS: &str = "gleaner_harvest_run_duration_seconds";
 pub const HARVEST_RUNS_TOTAL: &str = "gleaner_harvest_runs_total";
 pub const HARVEST_STALE_SOURCES: &str = "gleaner_harvest_stale_sources";
+pub const HARVEST_EMPTY_RUNS_TOTAL: &str = "gleaner_harvest_empty_runs_total";
 
 /// Latency buckets (seconds) shared by every `_seconds` histogram.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -193,6 +194,10 @@ pub(super) fn describe_all() {
     describe_counter!(
         HARVEST_RUNS_TOTAL,
         "Finished harvest runs by outcome (succeeded, partial, failed, interrupted, paused)."
+    );
+    describe_counter!(
+        HARVEST_EMPTY_RUNS_TOTAL,
+        "Full harvest runs that succeeded but found no records (a wrong path, credential or site change)."
     );
     describe_gauge!(
         HARVEST_STALE_SOURCES,

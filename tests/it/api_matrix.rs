@@ -223,6 +223,20 @@ fn calls() -> Vec<Call> {
             404,
         ),
         c(
+            "GET",
+            "/v1/tenants/{tenant}/sources/{source}/cursor",
+            P::ReadSources,
+            None,
+            200,
+        ),
+        c(
+            "DELETE",
+            "/v1/tenants/{tenant}/sources/{source}/cursor",
+            P::WriteSources,
+            None,
+            404,
+        ),
+        c(
             "POST",
             "/v1/tenants/{tenant}/sources/{source}/push",
             P::WriteRecords,

@@ -12,7 +12,10 @@
 //! kill the server is started once more and stopped cleanly (SIGTERM ships the last
 //! frames), so the replica's latest TXID is the local state: `gleaner restore` and
 //! `litestream restore -txid <that TXID>` must both give exactly the local content (and
-//! byte-identical files), with every acknowledged write in them.
+//! byte-identical files), with every acknowledged write in them. Last, a start with
+//! settings that compact every level and prune at once (`PRUNE_ENV`) shows the replica
+//! after compaction and retention: both restores are checked again, and the replicas must
+//! hold at most 1.2x the data's bytes.
 //!
 //! The kill moments come from a seeded RNG. The seed is printed; replay a failure with
 //! `GLEANER_CRASH_SEED=<seed>`. `GLEANER_CRASH_KILLS` sets the number of kills (default 8;
@@ -223,6 +226,22 @@ fn assert_acked_in(acked: &Acked, t: &'static str, db: &Path, what: &str, ctx: &
     }
 }
 
+/// `words` random lowercase words of 2-10 letters: text that compresses about as well as
+/// prose does (a repeated phrase would make every size figure look better than it is).
+fn prose(words: usize) -> String {
+    let mut rng = rand::rng();
+    let mut s = String::with_capacity(words * 7);
+    for i in 0..words {
+        if i > 0 {
+            s.push(' ');
+        }
+        for _ in 0..rng.random_range(2..=10) {
+            s.push(char::from(rng.random_range(b'a'..=b'z')));
+        }
+    }
+    s
+}
+
 /// Sends writes from `WRITERS` tasks until `stop`; records what was acknowledged.
 async fn write_load(
     base: String,
@@ -248,7 +267,7 @@ async fn write_load(
                     .map(|j| {
                         serde_json::json!({"source": SOURCE, "key": format!("r{round}-w{w}-{i}-{j}"),
                             "fields": {"round": round, "writer": w, "i": i, "j": j,
-                                       "body": "crash loop payload ".repeat(12)}})
+                                       "body": prose(40)}})
                     })
                     .collect();
                 recs.push(serde_json::json!({"source": SOURCE, "key": hot,
@@ -467,106 +486,266 @@ fn sigkill_loop_loses_no_acknowledged_write() {
     let log: Vec<String> = early.into_iter().chain(server.drain_log()).collect();
     full_l0 += full_captures(log.iter().map(String::as_str));
     drop(server);
-    let (mut lost, mut corrupt) = (0usize, 0usize);
-    let mut data_bytes = 0u64;
-    let mut checks = 0usize;
-    let (mut census, mut dbs) = (support::Census::default(), 0usize);
+    let kept = verify_final(
+        &data,
+        &replicas,
+        &acked,
+        work,
+        &format!("seed {seed}, at stop"),
+    );
+
+    // Then the replica after compaction: a start that keeps only what a restore needs.
+    let mut acked = acked;
+    let log = compact_and_prune(&data, &env_ref, &replicas, &mut acked, &probe, &rt, seed);
+    full_l0 += full_captures(log.iter().map(String::as_str));
+    let pruned = verify_final(
+        &data,
+        &replicas,
+        &acked,
+        work,
+        &format!("seed {seed}, pruned"),
+    );
+    assert!(
+        pruned.ratio() <= 1.2,
+        "seed {seed}: after compaction and retention the replicas hold {} bytes for {} bytes \
+         of data ({:.2}x, target at most 1.2x)",
+        pruned.census.bytes,
+        pruned.data_bytes,
+        pruned.ratio()
+    );
+    let dbs = pruned.dbs;
+    eprintln!(
+        "crash loop passed: {} replica, seed {seed}, {kills} kills ({startup_kills} during start-up), \
+         {} acknowledged requests / {} records ({} requests sent), 0 lost, \
+         integrity ok after every kill, {} final restores equal to local, \
+         {} full L0 uploaded ({} beyond the first of each of {dbs} databases), \
+         replica {} bytes / data {} bytes = {:.2} at stop, {:.2} after compaction, {:.1} s",
+        replicas.kind(),
+        acked.requests,
+        acked.total_keys(),
+        sent_total,
+        kept.checks + pruned.checks,
+        pruned.census.full_l0,
+        pruned.census.full_l0.saturating_sub(dbs),
+        kept.census.bytes,
+        kept.data_bytes,
+        kept.ratio(),
+        pruned.ratio(),
+        started.elapsed().as_secs_f64()
+    );
+    // One line for scripts/bench-crash.sh (docs/benchmarks.md): the issue 20 figures.
+    eprintln!(
+        "crash-bench: replica={} kills={kills} acknowledged_writes={} lost={} corrupt={} \
+         full_l0_captures={full_l0} full_l0_beyond_first={} l9_snapshots={} \
+         replica_bytes={} data_bytes={} replica_per_data={:.2} \
+         pruned_replica_bytes={} pruned_data_bytes={} pruned_replica_per_data={:.2}",
+        replicas.kind(),
+        acked.total_keys(),
+        kept.lost + pruned.lost,
+        kept.corrupt + pruned.corrupt,
+        kept.census.full_l0.saturating_sub(dbs),
+        kept.census.snapshots,
+        kept.census.bytes,
+        kept.data_bytes,
+        kept.ratio(),
+        pruned.census.bytes,
+        pruned.data_bytes,
+        pruned.ratio()
+    );
+}
+
+/// The settings of the start that shows the replica "after compaction": every level
+/// compacts each second, a snapshot follows each second, and whatever a restore no longer
+/// needs goes at once (L0 files covered by L1, older snapshots and the files below them).
+const PRUNE_ENV: [(&str, &str); 5] = [
+    ("GLEANER_REPLICATE__LEVEL_INTERVALS_SECS", "[1, 1, 1]"),
+    ("GLEANER_REPLICATE__SNAPSHOT_INTERVAL_SECS", "1"),
+    ("GLEANER_REPLICATE__SNAPSHOT_RETENTION_SECS", "0"),
+    ("GLEANER_REPLICATE__L0_RETENTION_SECS", "0"),
+    ("GLEANER_REPLICATE__STARTUP_COMPACT_L0_FILES", "1"),
+];
+
+/// Starts the server with [`PRUNE_ENV`] and, three times, writes one acknowledged record
+/// to each tenant and waits until every level and a single snapshot hold it and, from the
+/// second round on, until the retention pass that deleted the previous snapshot has
+/// finished; then stops it cleanly. Three rounds because retention deletes only the
+/// compacted files *below* the newest deleted snapshot (Litestream's rule): the third pass
+/// removes what the first one compacted out of the crash loop's backlog. Returns the log.
+fn compact_and_prune(
+    data: &Path,
+    env: &[(&str, &str)],
+    replicas: &Replicas,
+    acked: &mut Acked,
+    probe: &Path,
+    rt: &tokio::runtime::Runtime,
+    seed: u64,
+) -> Vec<String> {
+    let mut env = env.to_vec();
+    env.extend(PRUNE_ENV);
+    let mut server = support::Server::start(data, &[], &env);
+    let mut log: Vec<String> = server.startup_log().to_vec();
+    let pruned = |log: &[String], t: &str| {
+        log.iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| {
+                v["message"] == "retention deleted files"
+                    && v["replica"]
+                        .as_str()
+                        .is_some_and(|r| r.ends_with(&format!("tenants/{t}")))
+                    && v["snapshots"].as_u64().is_some_and(|n| n > 0)
+            })
+            .count()
+    };
+    for round in 1..=3 {
+        let ctx = format!("seed {seed}, pruning round {round}");
+        let before: Vec<usize> = TENANTS.iter().map(|t| pruned(&log, t)).collect();
+        let api = support::Api::new(&server);
+        for t in TENANTS {
+            let key = format!("prune-{round}");
+            let body = serde_json::json!({"records": [
+                {"source": SOURCE, "key": key, "fields": {"round": round}}]});
+            rt.block_on(api.ok(
+                "POST",
+                &format!("/v1/tenants/{t}/records"),
+                support::ADMIN_TOKEN,
+                Some(body),
+            ));
+            acked.requests += 1;
+            acked.keys.entry(t).or_default().push(key);
+        }
+        for (t, before) in TENANTS.iter().zip(before) {
+            let b = replicas.tenant(t);
+            wait_replica(
+                &b,
+                &content(&tenant_db(data, t)),
+                probe,
+                Duration::from_secs(60),
+                &format!("{ctx}: the replica of {t} to take the write"),
+            );
+            support::wait_until(
+                Duration::from_secs(60),
+                &format!("{ctx}: every level of {t} and one snapshot at the latest TXID"),
+                || {
+                    let lv = support::replica_levels(&b);
+                    let l0 = lv[0].2;
+                    lv.iter()
+                        .filter(|(l, _, _)| matches!(l, 1..=3 | 9))
+                        .all(|(_, _, max)| *max == l0)
+                        && lv.iter().any(|(l, n, _)| *l == 9 && *n == 1)
+                },
+            );
+            if round > 1 {
+                support::wait_until(
+                    Duration::from_secs(60),
+                    &format!("{ctx}: the retention pass of {t} that deleted a snapshot"),
+                    || {
+                        log.extend(server.drain_log());
+                        pruned(&log, t) > before
+                    },
+                );
+            }
+        }
+    }
+    server.signal(libc::SIGTERM);
+    assert!(
+        server.wait(Duration::from_secs(30)).success(),
+        "seed {seed}: clean stop after pruning failed"
+    );
+    log.extend(server.drain_log());
+    log
+}
+
+/// What [`verify_final`] found over every database.
+struct Final {
+    lost: usize,
+    corrupt: usize,
+    checks: usize,
+    dbs: usize,
+    data_bytes: u64,
+    census: support::Census,
+}
+
+impl Final {
+    fn ratio(&self) -> f64 {
+        self.census.bytes as f64 / self.data_bytes.max(1) as f64
+    }
+}
+
+/// After a clean stop: every database is intact; `gleaner restore` and `litestream restore
+/// -txid <that TXID>` of its replica both give exactly the local content, byte-identical,
+/// with every acknowledged write in it; and what the replicas hold.
+fn verify_final(data: &Path, replicas: &Replicas, acked: &Acked, work: &Path, ctx: &str) -> Final {
+    let mut out = Final {
+        lost: 0,
+        corrupt: 0,
+        checks: 0,
+        dbs: 0,
+        data_bytes: 0,
+        census: support::Census::default(),
+    };
+    let tag = ctx.replace([' ', ','], "-");
     for (name, local, replica) in TENANTS
         .iter()
-        .map(|t| (t.to_string(), tenant_db(&data, t), replicas.tenant(t)))
+        .map(|t| (t.to_string(), tenant_db(data, t), replicas.tenant(t)))
         .chain([(
             "control".to_string(),
             data.join("control.db"),
             replicas.of("control"),
         )])
     {
-        data_bytes += db_bytes(&local);
-        corrupt += usize::from(integrity(&local) != "ok");
-        assert_eq!(integrity(&local), "ok", "seed {seed}: {name} corrupt");
+        out.data_bytes += db_bytes(&local);
+        out.corrupt += usize::from(integrity(&local) != "ok");
+        assert_eq!(integrity(&local), "ok", "{ctx}: {name} corrupt");
         let (g, l) = (
-            work.join(format!("final-g-{name}.db")),
-            work.join(format!("final-l-{name}.db")),
+            work.join(format!("final-g-{name}-{tag}.db")),
+            work.join(format!("final-l-{name}-{tag}.db")),
         );
-        let out = gleaner_restore(&replica, &["--quiet"], &g)
-            .unwrap_or_else(|e| panic!("seed {seed}: gleaner restore of {name}: {e}"));
-        let txid = restored_txid(&out);
+        let o = gleaner_restore(&replica, &["--quiet"], &g)
+            .unwrap_or_else(|e| panic!("{ctx}: gleaner restore of {name}: {e}"));
+        let txid = restored_txid(&o);
         litestream_restore(&replica, &["-txid", &format!("{txid:016x}")], &l)
-            .unwrap_or_else(|e| panic!("seed {seed}: litestream restore of {name}: {e}"));
+            .unwrap_or_else(|e| panic!("{ctx}: litestream restore of {name}: {e}"));
         for (tool, db) in [("gleaner", &g), ("litestream", &l)] {
-            corrupt += usize::from(integrity(db) != "ok");
-            assert_eq!(
-                integrity(db),
-                "ok",
-                "seed {seed}: {tool}'s restore of {name}"
-            );
+            out.corrupt += usize::from(integrity(db) != "ok");
+            assert_eq!(integrity(db), "ok", "{ctx}: {tool}'s restore of {name}");
             assert_eq!(
                 content(db),
                 content(&local),
-                "seed {seed}: {tool}'s restore of {name} at TXID {txid:#x} differs from the local database"
+                "{ctx}: {tool}'s restore of {name} at TXID {txid:#x} differs from the local database"
             );
         }
         assert_eq!(
             std::fs::read(&g).unwrap(),
             std::fs::read(&l).unwrap(),
-            "seed {seed}: gleaner's and litestream's restores of {name} differ"
+            "{ctx}: gleaner's and litestream's restores of {name} differ"
         );
         if let Some(t) = TENANTS.iter().find(|t| **t == name) {
             let have = versions(&g);
-            lost += acked
+            out.lost += acked
                 .keys
                 .get(t)
                 .into_iter()
                 .flatten()
                 .filter(|k| !have.contains_key(*k))
                 .count();
-            assert_acked_in(
-                &acked,
-                t,
-                &g,
-                "the restored replica",
-                &format!("seed {seed}"),
-            );
+            assert_acked_in(acked, t, &g, "the restored replica", ctx);
         }
-        checks += 2;
+        out.checks += 2;
         let c = support::census(&replica);
-        census.files += c.files;
-        census.bytes += c.bytes;
-        census.full_l0 += c.full_l0;
-        census.snapshots += c.snapshots;
-        dbs += 1;
+        out.census.files += c.files;
+        out.census.bytes += c.bytes;
+        out.census.full_l0 += c.full_l0;
+        out.census.snapshots += c.snapshots;
+        out.dbs += 1;
         eprintln!(
-            "crash loop: {name} restored at TXID {txid:#x} by both tools, equal to local; \
-            replica {} files, {} bytes, {} full L0",
-            c.files, c.bytes, c.full_l0
+            "crash loop ({ctx}): {name} restored at TXID {txid:#x} by both tools, equal to local; \
+            replica {} files, {} bytes, {} full L0, {} snapshots; data {} bytes",
+            c.files,
+            c.bytes,
+            c.full_l0,
+            c.snapshots,
+            db_bytes(&local)
         );
     }
-    eprintln!(
-        "crash loop passed: {} replica, seed {seed}, {kills} kills ({startup_kills} during start-up), \
-         {} acknowledged requests / {} records ({} requests sent), 0 lost, \
-         integrity ok after every kill, {checks} final restores equal to local, \
-         {} full L0 uploaded ({} beyond the first of each of {dbs} databases), \
-         replica {} bytes / data {} bytes = {:.2}, {:.1} s",
-        replicas.kind(),
-        acked.requests,
-        acked.total_keys(),
-        sent_total,
-        census.full_l0,
-        census.full_l0.saturating_sub(dbs),
-        census.bytes,
-        data_bytes,
-        census.bytes as f64 / data_bytes.max(1) as f64,
-        started.elapsed().as_secs_f64()
-    );
-    // One line for scripts/bench-crash.sh (docs/benchmarks.md): the issue 20 figures.
-    eprintln!(
-        "crash-bench: replica={} kills={kills} acknowledged_writes={} lost={lost} corrupt={corrupt} \
-         full_l0_captures={full_l0} full_l0_beyond_first={} l9_snapshots={} \
-         replica_bytes={} data_bytes={data_bytes} replica_per_data={:.2}",
-        replicas.kind(),
-        acked.total_keys(),
-        census.full_l0.saturating_sub(dbs),
-        census.snapshots,
-        census.bytes,
-        census.bytes as f64 / data_bytes.max(1) as f64
-    );
+    out
 }

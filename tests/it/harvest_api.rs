@@ -157,3 +157,49 @@ async fn sources_runs_pushes_and_secrets_over_http() {
     );
     assert!(srv.stop().success());
 }
+
+/// The incremental cursor over HTTP: read after a run, reset, read back as null.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sources_cursor_is_read_and_reset_over_http() {
+    let items = axum::Router::new().route(
+        "/items",
+        axum::routing::get(|| async {
+            axum::Json(json!({"data": [{"id": "a", "updated_at": "2024-05-01T12:00:00Z"}]}))
+        }),
+    );
+    let site = crate::support::serve(items).await;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path(), &[], &env());
+    let api = Api::new(&srv);
+    api.create_tenant("acme").await;
+    let def = json!({"kind": "json", "url": format!("http://{site}/items"), "records": "$.data[*]",
+        "key": {"field": "id"},
+        "incremental": {"type": "max_field", "field": "updated_at", "param": "since", "lookback": "2w"}});
+    let r = api
+        .admin("PUT", "/v1/tenants/acme/sources/items", Some(&def))
+        .await;
+    assert_eq!(r.status(), 201);
+    let path = "/v1/tenants/acme/sources/items/cursor";
+    let v = api.admin_json(path).await;
+    assert_eq!(
+        (v["incremental"].clone(), v["cursor"].clone()),
+        (json!(true), Value::Null),
+        "{v}"
+    );
+    let run = api.start_run("acme", "items").await;
+    let run = api.wait_run(run["url"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let v = api.admin_json(path).await;
+    assert_eq!(v["cursor"]["value"], "2024-05-01T12:00:00Z", "{v}");
+    assert_eq!(v["cursor"]["run_id"], run["id"], "{v}");
+    let r = api.admin("DELETE", path, None).await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(api.admin_json(path).await["cursor"], Value::Null);
+    let (st, code, _) = json_error(
+        api.admin("DELETE", "/v1/tenants/acme/sources/nope/cursor", None)
+            .await,
+    )
+    .await;
+    assert_eq!((st, code.as_str()), (404, "not_found"));
+    assert!(srv.stop().success());
+}

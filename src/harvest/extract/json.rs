@@ -21,6 +21,10 @@ use crate::harvest::record::{key_from_fields, ExtractedRecord, Warning, Warnings
 use crate::harvest::source::{JsonSource, OnEmpty, Pagination, TimeFormat, WindowSpec, END, START};
 use crate::harvest::urls;
 
+pub mod cursor;
+
+use self::cursor::{observe_page, CursorSeen};
+
 /// The time range a run asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeWindow {
@@ -65,6 +69,8 @@ pub struct PageState {
     /// The cursor this page was requested with (cursor pagination).
     pub cursor: Option<String>,
     pub window: Option<TimeWindow>,
+    /// The incremental cursor's parameter value for this run (`incremental.param`).
+    pub since: Option<String>,
 }
 
 /// The next request of a run.
@@ -84,6 +90,8 @@ pub struct JsonPage {
     /// Why some records of the page were not read (past the per-page cap): the page is an
     /// error, so a complete run cannot take the unread records for removed.
     pub incomplete: Option<String>,
+    /// What this page shows of the source's incremental cursor.
+    pub cursor: Option<CursorSeen>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,6 +126,17 @@ pub fn first_request(
     src: &JsonSource,
     window: Option<TimeWindow>,
 ) -> Result<NextRequest, JsonError> {
+    first_request_from(src, window, None)
+}
+
+/// [`first_request`] resuming from an incremental cursor: `since` is the parameter value
+/// ([`cursor::resume_value`]). A token for the cursor pagination's own parameter starts
+/// the chain at that cursor.
+pub fn first_request_from(
+    src: &JsonSource,
+    window: Option<TimeWindow>,
+    since: Option<String>,
+) -> Result<NextRequest, JsonError> {
     if src.window.is_some() && window.is_none() {
         return Err(JsonError::MissingWindow {
             url: src.url.to_string(),
@@ -129,7 +148,15 @@ pub fn first_request(
         offset: 0,
         cursor: None,
         window,
+        since: None,
     };
+    let mut state = state;
+    if let (Some(inc), Some(v)) = (&src.incremental, since) {
+        match &src.pagination {
+            Pagination::Cursor { param, .. } if param == inc.param() => state.cursor = Some(v),
+            _ => state.since = Some(v),
+        }
+    }
     let url = request_url(src, &state);
     Ok(NextRequest {
         state: PageState {
@@ -155,6 +182,9 @@ fn request_url(src: &JsonSource, state: &PageState) -> Url {
             None => v.clone(),
         };
         set_param(&mut u, k, &v);
+    }
+    if let (Some(inc), Some(v)) = (&src.incremental, &state.since) {
+        set_param(&mut u, inc.param(), v);
     }
     match &src.pagination {
         Pagination::Page {
@@ -297,12 +327,19 @@ pub fn extract_json_page(
         }
     }
 
-    let next = next_request(&doc, headers, src, state, count, &mut warnings);
+    let mut cut = false;
+    let next = next_request(&doc, headers, src, state, count, &mut warnings, &mut cut);
+    let cursor = src.incremental.as_ref().map(|inc| {
+        let mut seen = observe_page(inc, &doc, &records, state.page, &mut warnings);
+        seen.cut = cut;
+        seen
+    });
     Ok(JsonPage {
         records,
         incomplete,
         next,
         warnings: warnings.finish(),
+        cursor,
     })
 }
 
@@ -324,6 +361,7 @@ fn next_request(
     state: &PageState,
     count: usize,
     warnings: &mut Warnings,
+    cut: &mut bool,
 ) -> Option<NextRequest> {
     let mut next = PageState {
         url: state.url.clone(),
@@ -331,6 +369,7 @@ fn next_request(
         offset: state.offset,
         cursor: None,
         window: state.window,
+        since: state.since.clone(),
     };
     let url = match &src.pagination {
         Pagination::None => return None,
@@ -351,11 +390,19 @@ fn next_request(
                     return None;
                 }
             };
-            checked_link(src, state, &target, warnings)?
+            let Some(u) = checked_link(src, state, &target, warnings) else {
+                *cut = true;
+                return None;
+            };
+            u
         }
         Pagination::LinkHeader => {
             let target = link_header::next_target(header(headers, "link"))?;
-            checked_link(src, state, &target, warnings)?
+            let Some(u) = checked_link(src, state, &target, warnings) else {
+                *cut = true;
+                return None;
+            };
+            u
         }
         Pagination::Cursor { path, .. } => {
             let token = match path.get().query(doc).first() {
@@ -395,6 +442,7 @@ fn next_request(
         return None;
     }
     if next.page >= src.max_pages {
+        *cut = true;
         warnings.push(
             None,
             format!("stopped after max_pages = {} pages", src.max_pages),

@@ -19,6 +19,7 @@ mod dict_training;
 mod fetch;
 mod fetch_stage;
 mod guard;
+mod incremental;
 mod politeness;
 mod process;
 mod push;

@@ -19,6 +19,7 @@ use crate::harvest::charset::decode_html;
 use crate::harvest::extract::html::{
     extract_detail, extract_page, extract_records, PageExtract, Rejected,
 };
+use crate::harvest::extract::json::cursor::CursorSeen;
 use crate::harvest::extract::json::{extract_json_page, PageState, TimeWindow};
 use crate::harvest::extract::sitemap::{parse_sitemap, SitemapKind};
 use crate::harvest::extract::{csv::extract_csv, feed::extract_feed};
@@ -59,6 +60,9 @@ pub struct ApiData {
     /// Window start and end, Unix seconds.
     #[serde(default)]
     pub window: Option<(i64, i64)>,
+    /// The incremental cursor's parameter value the run started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
 }
 
 impl ApiData {
@@ -70,6 +74,7 @@ impl ApiData {
             window: s
                 .window
                 .map(|w| (w.start.unix_timestamp(), w.end.unix_timestamp())),
+            since: s.since.clone(),
         }
     }
 
@@ -86,6 +91,7 @@ impl ApiData {
                     end: t(b)?,
                 })
             }),
+            since: self.since.clone(),
         }
     }
 }
@@ -149,6 +155,8 @@ pub struct Output {
     pub error: Option<RunError>,
     pub warnings: u64,
     pub replayed: bool,
+    /// What the page showed of the source's incremental cursor (json sources).
+    pub cursor: Option<CursorSeen>,
 }
 
 /// Source-wide context of the jobs of a run.
@@ -601,6 +609,7 @@ fn api(
     let page =
         extract_json_page(&resp.body, &headers, src, &state).map_err(|e| ex(e.to_string()))?;
     out.warnings += page.warnings.len() as u64;
+    out.cursor = page.cursor;
     incomplete(out, &entry.url, page.incomplete);
     for r in page.records {
         y.keys.push(r.key.clone());

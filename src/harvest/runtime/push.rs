@@ -201,6 +201,7 @@ impl Harvester {
                     offset: 0,
                     cursor: None,
                     window: None,
+                    since: None,
                 };
                 let page = extract_json_page(&resp.body, &hv, src, &state).map_err(|e| {
                     HarvestError::Auth {

@@ -18,6 +18,7 @@ use super::politeness::Budget;
 use super::process::Ctx;
 use super::session::Session;
 use super::Harvester;
+use crate::harvest::extract::json::cursor::CursorSeen;
 use crate::harvest::source::SourceDef;
 use crate::store::TenantDb;
 
@@ -49,6 +50,11 @@ pub(super) struct Run {
     pub(super) progress: Notify,
     /// How this source's pages show a lost site session (html and sitemap sources).
     pub(super) session: Option<Session>,
+    /// The run sees every record of the source, so a complete run marks the missing ones
+    /// removed and an empty one is flagged (not a windowed or incremental run).
+    pub(super) full: bool,
+    /// What the stored pages have shown of the incremental cursor (see `incremental`).
+    pub(super) cursor: Mutex<CursorSeen>,
 }
 
 impl Run {

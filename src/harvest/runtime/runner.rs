@@ -18,13 +18,14 @@ use super::auth::SourceAuth;
 use super::cookies::RunJar;
 use super::counts::{bump, Counters, ErrorLog, RunCounts, RunError};
 use super::dict_training::status_ok_for_training;
+use super::incremental;
 use super::politeness::Budget;
 use super::process::{self, ApiData, Ctx, Job};
 use super::run::Run;
 use super::session::Session;
 use super::stages::{claim_loop, commit_loop, extract_loop, Commit};
 use super::{HarvestError, Harvester};
-use crate::harvest::extract::json::{first_request, TimeWindow};
+use crate::harvest::extract::json::{first_request_from, TimeWindow};
 use crate::harvest::source::{SourceDef, SourceSpec};
 use crate::store::{NewEntry, RunEnd, TenantDb};
 use crate::telemetry::metrics as m;
@@ -72,8 +73,12 @@ impl Drop for RunningGuard {
     }
 }
 
-/// The URLs a fresh run starts from.
-fn starts(def: &SourceDef, last_success_ms: Option<i64>) -> Result<Vec<NewEntry>, HarvestError> {
+/// The URLs a fresh run starts from; `since`: the incremental cursor's parameter value.
+fn starts(
+    def: &SourceDef,
+    last_success_ms: Option<i64>,
+    since: Option<String>,
+) -> Result<Vec<NewEntry>, HarvestError> {
     let e = |url: &Url, kind: &str, data: Option<String>| NewEntry {
         url: url.to_string(),
         kind: kind.to_owned(),
@@ -104,7 +109,7 @@ fn starts(def: &SourceDef, last_success_ms: Option<i64>) -> Result<Vec<NewEntry>
                     .and_then(|ms| time::OffsetDateTime::from_unix_timestamp(ms / 1000).ok());
                 TimeWindow::since_last_run(w, last, now)
             });
-            let first = first_request(s, window).map_err(|err| HarvestError::Auth {
+            let first = first_request_from(s, window, since).map_err(|err| HarvestError::Auth {
                 source_id: def.id().to_string(),
                 reason: err.to_string(),
             })?;
@@ -132,12 +137,26 @@ fn frontier_cap(def: &SourceDef) -> u64 {
 }
 
 /// Removals are only meaningful where a complete run sees every record: not for feeds
-/// (they list the newest entries) nor for time-windowed APIs (they list what changed).
+/// (they list the newest entries) nor for time-windowed APIs (they list what changed),
+/// nor for a run that starts from an incremental cursor (see [`Run::full`]).
 fn marks_removals(def: &SourceDef) -> bool {
     match &def.spec {
         SourceSpec::Html(_) | SourceSpec::Sitemap(_) | SourceSpec::Csv(_) => true,
         SourceSpec::Json(s) => s.window.is_none(),
         SourceSpec::Feed(_) | SourceSpec::Push(_) => false,
+    }
+}
+
+/// Whether a run lists the whole source (so finding nothing is suspicious): not a
+/// windowed API, not one started from an incremental cursor. A resumed run of an
+/// incremental source may have started from one, so it counts as not full.
+fn sees_all(def: &SourceDef, resumed: bool, since: Option<&String>) -> bool {
+    match &def.spec {
+        SourceSpec::Json(s) => {
+            s.window.is_none() && (s.incremental.is_none() || (!resumed && since.is_none()))
+        }
+        SourceSpec::Push(_) => false,
+        _ => true,
     }
 }
 
@@ -184,13 +203,17 @@ impl Harvester {
             _slot: slot,
         };
         let now = crate::store::now_ms();
-        let (run_id, started_ms, resumed, counts, errors) = match db.unfinished_run(source).await? {
+        let (run_id, started_ms, resumed, counts, errors, full) = match db
+            .unfinished_run(source)
+            .await?
+        {
             Some(r) => {
                 db.frontier_resume(source).await?;
                 let counts: RunCounts = serde_json::from_value(r.counts).unwrap_or_default();
                 let errors: Vec<RunError> = serde_json::from_value(r.errors).unwrap_or_default();
                 tracing::info!(tenant = %tenant, source, run_id = r.id, "resuming unfinished run");
-                (r.id, r.started_ms, true, counts, errors)
+                let full = sees_all(&def, true, None);
+                (r.id, r.started_ms, true, counts, errors, full)
             }
             None => {
                 // A new run counts against the tenant's `runs_per_day` quota (a resumed
@@ -203,10 +226,15 @@ impl Harvester {
                     today.day()
                 );
                 self.store.start_run(tenant, &day).await?;
-                let first = starts(&def, row.last_success_ms)?;
+                let since = incremental::resume_from(&db, &def).await?;
+                let full = sees_all(&def, false, since.as_ref());
+                if let Some(v) = &since {
+                    tracing::info!(tenant = %tenant, source, since = %v, "resuming from the incremental cursor");
+                }
+                let first = starts(&def, row.last_success_ms, since)?;
                 let id = db.start_run(source, trigger, now).await?;
                 db.frontier_reset(source, id, first).await?;
-                (id, now, false, RunCounts::default(), Vec::new())
+                (id, now, false, RunCounts::default(), Vec::new(), full)
             }
         };
         let counters = Arc::new(Counters::from_snapshot(&counts));
@@ -225,7 +253,7 @@ impl Harvester {
                 let t0 = Instant::now();
                 let summary = h
                     .execute(
-                        tenant_s, source_s, def, db, run_id, started_ms, resumed, c2, errors,
+                        tenant_s, source_s, def, db, run_id, started_ms, resumed, full, c2, errors,
                     )
                     .await;
                 metrics::histogram!(m::HARVEST_RUN_DURATION_SECONDS)
@@ -267,6 +295,7 @@ impl Harvester {
         run_id: i64,
         started_ms: i64,
         resumed: bool,
+        full: bool,
         counters: Arc<Counters>,
         errors: Vec<RunError>,
     ) -> RunSummary {
@@ -335,6 +364,8 @@ impl Harvester {
             in_flight: AtomicU64::new(0),
             progress: Notify::new(),
             session: Session::for_source(&def.spec),
+            full,
+            cursor: Mutex::new(Default::default()),
         });
         let cap = self.cfg.channel_capacity;
         let (job_tx, job_rx) = mpsc::channel::<Job>(cap);
@@ -381,7 +412,7 @@ impl Harvester {
             && snap.errors == 0
             && snap.links_dropped == 0;
         let mut message = fatal.clone();
-        if complete && marks_removals(&run.def) {
+        if complete && run.full && marks_removals(&run.def) {
             match run
                 .db
                 .mark_removed(&run.source, run.run_id, run.started_ms)
@@ -437,6 +468,23 @@ impl Harvester {
                 snap.links_dropped
             ));
         }
+        if status == "succeeded" && complete {
+            if let Some(why) = incremental::commit(&run).await {
+                tracing::warn!(tenant = %run.tenant, source = %run.source, run_id = run.run_id, "{why}");
+                message = Some(join(message, why));
+            }
+        }
+        if status == "succeeded"
+            && run.full
+            && snap.records_new + snap.records_changed + snap.records_unchanged == 0
+        {
+            // Succeeded, but a full listing with nothing in it is more often a wrong
+            // records path, an expired credential or a changed site than an empty source.
+            metrics::counter!(m::HARVEST_EMPTY_RUNS_TOTAL).increment(1);
+            tracing::warn!(tenant = %run.tenant, source = %run.source, run_id = run.run_id,
+                pages = snap.pages, "a full run found no records");
+            message = Some(join(message, format!("{EMPTY_RUN}: the run found no records on {} pages; check the source's records path or selector, its credentials and the site", snap.pages)));
+        }
         let ended_ms = crate::store::now_ms();
         let errors = run.errors.snapshot();
         let end = RunEnd {
@@ -473,6 +521,17 @@ impl Harvester {
             errors,
             message,
         }
+    }
+}
+
+/// How the message of a succeeded full run without records starts, for people and
+/// scripts alike (the status stays `succeeded`, which existing consumers rely on).
+pub const EMPTY_RUN: &str = "no records";
+
+fn join(message: Option<String>, more: String) -> String {
+    match message {
+        Some(m) => format!("{m}; {more}"),
+        None => more,
     }
 }
 

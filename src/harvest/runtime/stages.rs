@@ -19,6 +19,7 @@ use super::counts::{bump, RunError};
 use super::fetch_stage::fetch_job;
 use super::process::{self, Fetched, Job, Output, DETAIL};
 use super::run::Run;
+use crate::harvest::extract::json::cursor::CursorSeen;
 use crate::store::{
     FrontierEntry, PageCommit, PutOutcome, FRONTIER_DONE, FRONTIER_FAILED, FRONTIER_PENDING,
 };
@@ -201,6 +202,7 @@ async fn commit_batch(run: &Run, batch: Vec<Commit>) {
     let counters = &run.counters;
     let mut pages = Vec::with_capacity(batch.len());
     let mut meta = Vec::with_capacity(batch.len());
+    let mut seen: Option<CursorSeen> = None;
     for c in batch {
         let Commit {
             entry,
@@ -222,6 +224,11 @@ async fn commit_batch(run: &Run, batch: Vec<Commit>) {
         } else {
             FRONTIER_DONE
         };
+        if state == FRONTIER_DONE {
+            if let Some(c) = out.cursor {
+                seen.get_or_insert_with(CursorSeen::default).merge(c);
+            }
+        }
         meta.push((deferred, out.touch_keys.len() as u64, entry.url.clone()));
         pages.push(PageCommit {
             source: run.source.clone(),
@@ -247,6 +254,10 @@ async fn commit_batch(run: &Run, batch: Vec<Commit>) {
             return;
         }
     };
+    // Only what is stored counts towards the cursor.
+    if let (Some(s), Ok(mut c)) = (seen, run.cursor.lock()) {
+        c.merge(s);
+    }
     let (mut new, mut changed, mut same) = (0, 0, 0);
     for (d, (deferred, touched, _)) in done.into_iter().zip(meta) {
         if !deferred {

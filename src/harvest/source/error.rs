@@ -130,6 +130,30 @@ impl Checker {
         }
     }
 
+    /// Checks an optional duration against `lo` and, when given, `hi`; the message gives
+    /// the bounds in the unit the value was written in (`400d`, `250ms`).
+    pub(crate) fn duration_range(
+        &mut self,
+        field: &str,
+        value: Option<super::values::HumanDuration>,
+        lo: std::time::Duration,
+        hi: Option<std::time::Duration>,
+    ) {
+        let Some(v) = value else { return };
+        let (lo_s, hi_s) = (v.in_unit_of(lo), hi.map(|h| v.in_unit_of(h)));
+        let long = hi.is_some_and(|hi| v.0 > hi);
+        match hi_s {
+            Some(h) if lo.is_zero() && long => {
+                self.err(field, format!("{v} is too long; use at most {h}"));
+            }
+            Some(h) if v.0 < lo || long => {
+                self.err(field, format!("{v} is out of range; use {lo_s} to {h}"));
+            }
+            _ if v.0 < lo => self.err(field, format!("{v} is too short; use at least {lo_s}")),
+            _ => {}
+        }
+    }
+
     pub(crate) fn finish(self) -> Result<(), DefinitionError> {
         if self.errors.is_empty() {
             Ok(())
@@ -161,5 +185,36 @@ mod tests {
         assert!(e
             .to_string()
             .starts_with("extract.fields.price.selector: bad; "));
+    }
+
+    #[test]
+    fn duration_ranges_speak_the_users_unit() {
+        use super::super::values::HumanDuration;
+        use std::time::Duration;
+        let d = |s| Some(HumanDuration::parse(s).unwrap());
+        let mut c = Checker::default();
+        c.duration_range(
+            "a",
+            d("90d"),
+            Duration::from_secs(60),
+            Some(Duration::from_secs(30 * 86_400)),
+        );
+        c.duration_range(
+            "b",
+            d("1500ms"),
+            Duration::ZERO,
+            Some(Duration::from_secs(1)),
+        );
+        c.duration_range("c", d("30s"), Duration::from_secs(60), None);
+        c.duration_range("ok", d("400d"), Duration::from_secs(60), None);
+        let msgs: Vec<String> = c.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            msgs,
+            [
+                "a: 90d is out of range; use 1m to 30d",
+                "b: 1500ms is too long; use at most 1000ms",
+                "c: 30s is too short; use at least 60s",
+            ]
+        );
     }
 }

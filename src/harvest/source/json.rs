@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::error::Checker;
+use super::incremental::Incremental;
 use super::patterns::JsonPathExpr;
 use super::record_spec::KeySpec;
 use super::values::{HttpUrl, HumanDuration};
@@ -35,6 +36,10 @@ pub struct JsonSource {
     /// Time window sent as `{start}` / `{end}` parameters.
     #[serde(default)]
     pub window: Option<WindowSpec>,
+    /// A cursor kept between runs (the largest `updated_at`, or the provider's token), so
+    /// a run asks only for what changed since the last one that succeeded.
+    #[serde(default)]
+    pub incremental: Option<Incremental>,
     /// Most pages fetched in one run (1–100000).
     #[serde(default = "default_max_pages")]
     pub max_pages: u32,
@@ -96,7 +101,8 @@ fn one() -> u64 {
 pub struct WindowSpec {
     #[serde(default)]
     pub format: TimeFormat,
-    /// How far back the first run (no successful run yet) starts.
+    /// How far back the first run (no successful run yet) starts (at least 1m; any length,
+    /// e.g. `400d`).
     #[serde(default = "default_lookback")]
     pub initial_lookback: HumanDuration,
     /// Re-asks for this much before the last run, for records that arrive late.
@@ -122,7 +128,7 @@ pub enum TimeFormat {
     Date,
 }
 
-fn check_param(c: &mut Checker, field: &str, name: &str) {
+pub(super) fn check_param(c: &mut Checker, field: &str, name: &str) {
     let ok = !name.is_empty()
         && name.len() <= 128
         && !name
@@ -161,13 +167,8 @@ impl JsonSource {
         }
         if let Some(w) = &self.window {
             c.at("window", |c| {
-                c.range(
-                    "initial_lookback",
-                    Some(w.initial_lookback.secs()),
-                    60,
-                    366 * 86_400,
-                );
-                c.range("overlap", w.overlap.map(|d| d.secs()), 0, 7 * 86_400);
+                let minute = std::time::Duration::from_secs(60);
+                c.duration_range("initial_lookback", Some(w.initial_lookback), minute, None);
             });
         }
         self.key.check(c, None, false);
@@ -220,6 +221,26 @@ impl JsonSource {
                 .collect(),
             _ => vec![],
         };
+        if let Some(inc) = &self.incremental {
+            c.check(
+                self.window.is_none(),
+                "incremental",
+                "use either window (from the last run's time) or incremental (from a cursor), not both",
+            );
+            let cursor_param = match &self.pagination {
+                Pagination::Cursor { param, .. } => Some(param.as_str()),
+                _ => None,
+            };
+            c.at("incremental", |c| inc.check(c, &reserved, cursor_param));
+            c.check(
+                !self.params.contains_key(inc.param()),
+                "params",
+                format!(
+                    "{:?} is set by incremental; remove it from params",
+                    inc.param()
+                ),
+            );
+        }
         for p in reserved {
             c.check(
                 !self.params.contains_key(p),

@@ -17,7 +17,8 @@ pub struct Politeness {
     /// Most requests in flight to one host, from any source, when this source sends one
     /// (1–16; never above the node's `harvest.per_host_concurrency`).
     pub per_host_concurrency: Option<u32>,
-    /// Least time between two requests to one host (at most 1h).
+    /// Least time between two requests to one host (at most 1h; `250ms` and other
+    /// sub-second values are kept to the millisecond).
     pub min_delay: Option<HumanDuration>,
     /// Request budget per minute across the whole source (1–6000).
     pub requests_per_minute: Option<u32>,
@@ -40,7 +41,12 @@ impl Default for Politeness {
 impl Politeness {
     pub(crate) fn check(&self, c: &mut Checker) {
         c.range("per_host_concurrency", self.per_host_concurrency, 1, 16);
-        c.range("min_delay", self.min_delay.map(|d| d.secs()), 0, 3600);
+        c.duration_range(
+            "min_delay",
+            self.min_delay,
+            std::time::Duration::ZERO,
+            Some(std::time::Duration::from_secs(3600)),
+        );
         c.range("requests_per_minute", self.requests_per_minute, 1, 6000);
         c.range("requests_per_day", self.requests_per_day, 1, 10_000_000);
         if let (Some(m), Some(d)) = (self.requests_per_minute, self.requests_per_day) {

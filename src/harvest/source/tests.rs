@@ -232,6 +232,57 @@ fn json_source_rules() {
 }
 
 #[test]
+fn incremental_rules() {
+    let with = |inc: serde_json::Value, extra: serde_json::Value| {
+        let mut v = serde_json::json!({
+            "id": "api", "kind": "json", "url": "https://api.example/v1/items",
+            "records": "$.items[*]", "key": {"field": "id"}, "incremental": inc,
+            "pagination": {"type": "cursor", "path": "$.next", "param": "next"}
+        });
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        SourceDef::parse_json(&serde_json::to_vec(&v).unwrap()).map_err(|e| e.to_string())
+    };
+    let none = serde_json::json!({});
+    let field = serde_json::json!({"type": "max_field", "field": "updated_at", "param": "since", "lookback": "400d"});
+    let def = with(field.clone(), none.clone()).unwrap();
+    // It reads back the same (durations print in the unit they were written in).
+    assert_eq!(def.to_value()["incremental"]["lookback"], "400d");
+    assert_eq!(SourceDef::from_value(def.to_value()).unwrap(), def);
+    assert!(
+        with(
+            serde_json::json!({"type": "token", "path": "$.sync", "param": "next"}),
+            none.clone()
+        )
+        .is_ok(),
+        "a token may resume the cursor pagination's own parameter"
+    );
+    let err = |inc, extra| with(inc, extra).unwrap_err();
+    assert!(err(
+        serde_json::json!({"type": "max_field", "field": "n", "param": "next"}),
+        none.clone()
+    )
+    .starts_with("incremental.param: \"next\" is set by pagination"));
+    assert!(err(serde_json::json!({"type": "max_field", "field": "n", "param": "s", "format": "number", "lookback": "1m"}), none.clone())
+        .starts_with("incremental.lookback: a lookback needs a time format"));
+    assert!(
+        err(field.clone(), serde_json::json!({"params": {"since": "x"}}))
+            .contains("\"since\" is set by incremental")
+    );
+    assert!(err(
+        field.clone(),
+        serde_json::json!({"params": {"from": "{start}"}, "window": {}})
+    )
+    .starts_with("incremental: use either window"));
+    assert!(err(
+        serde_json::json!({"type": "max_field", "field": "n", "param": "s", "since": "x"}),
+        none
+    )
+    .contains("unknown field `since`"));
+}
+
+#[test]
 fn push_and_untrusted_secret_rules() {
     let push = "id = \"p\"\nkind = \"push\"\nkey = { field = \"id\" }\n";
     assert!(SourceDef::parse_toml(push).is_ok());

@@ -70,77 +70,108 @@ impl fmt::Display for SourceId {
 }
 string_serde!(SourceId);
 
-/// A duration written with units, e.g. `90s`, `15m`, `6h`, `1d`, `2w`, `1h30m`.
+/// A duration written with units, e.g. `250ms`, `90s`, `15m`, `6h`, `400d`, `2w`, `1h30m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct HumanDuration(pub Duration);
 
-/// Longest duration accepted anywhere: ten years.
-const MAX_DURATION_SECS: u64 = 10 * 366 * 86_400;
-const UNITS: [(char, u64); 5] = [
-    ('w', 604_800),
-    ('d', 86_400),
-    ('h', 3600),
-    ('m', 60),
-    ('s', 1),
+/// Longest duration accepted anywhere: a hundred years (fields bound themselves further
+/// where they must).
+const MAX_DURATION_MS: u64 = 100 * 366 * 86_400_000;
+/// The units, largest first, in milliseconds.
+const UNITS: [(&str, u64); 6] = [
+    ("w", 604_800_000),
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1000),
+    ("ms", 1),
 ];
 
 impl HumanDuration {
     pub fn parse(s: &str) -> Result<Self, String> {
-        let hint = "use a number with a unit s, m, h, d or w, e.g. 90s, 15m, 1h30m, 2d";
+        let hint =
+            "use whole numbers with a unit ms, s, m, h, d or w, e.g. 250ms, 90s, 15m, 1h30m, 400d";
         let t = s.trim();
         if t.is_empty() {
             return Err(format!("empty duration; {hint}"));
         }
+        let too_long = || format!("duration {s:?} is too long; {hint}");
         let mut total: u64 = 0;
-        let mut num: Option<u64> = None;
-        for c in t.chars() {
-            if let Some(d) = c.to_digit(10) {
-                let n = num
-                    .unwrap_or(0)
-                    .checked_mul(10)
-                    .and_then(|n| n.checked_add(d.into()));
-                num = Some(n.ok_or_else(|| format!("duration {s:?} is too long; {hint}"))?);
-            } else if let Some((_, secs)) = UNITS.iter().find(|(u, _)| *u == c) {
-                let n = num
-                    .take()
-                    .ok_or_else(|| format!("invalid duration {s:?}; {hint}"))?;
-                total = n
-                    .checked_mul(*secs)
-                    .and_then(|x| total.checked_add(x))
-                    .ok_or_else(|| format!("duration {s:?} is too long; {hint}"))?;
-            } else {
+        let mut rest = t;
+        while !rest.is_empty() {
+            let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            if digits == 0 {
                 return Err(format!("invalid duration {s:?}; {hint}"));
             }
+            let n: u64 = rest[..digits].parse().map_err(|_| too_long())?;
+            rest = &rest[digits..];
+            let letters = rest.len()
+                - rest
+                    .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                    .len();
+            let unit = &rest[..letters];
+            rest = &rest[letters..];
+            if unit.is_empty() && rest.is_empty() {
+                return Err(format!(
+                    "duration {s:?} has a number without a unit; {hint}"
+                ));
+            }
+            if unit.is_empty() {
+                return Err(format!("invalid duration {s:?}; {hint}"));
+            }
+            let Some((_, ms)) = UNITS.iter().find(|(u, _)| *u == unit) else {
+                return Err(format!("unknown unit {unit:?} in duration {s:?}; {hint}"));
+            };
+            total = n
+                .checked_mul(*ms)
+                .and_then(|x| total.checked_add(x))
+                .ok_or_else(too_long)?;
         }
-        if num.is_some() {
-            return Err(format!(
-                "duration {s:?} has a number without a unit; {hint}"
-            ));
+        if total > MAX_DURATION_MS {
+            return Err(format!("duration {s:?} is longer than a hundred years"));
         }
-        if total > MAX_DURATION_SECS {
-            return Err(format!("duration {s:?} is longer than ten years"));
-        }
-        Ok(HumanDuration(Duration::from_secs(total)))
+        Ok(HumanDuration(Duration::from_millis(total)))
     }
 
+    /// Whole seconds (sub-second values round down).
     pub fn secs(self) -> u64 {
         self.0.as_secs()
+    }
+
+    /// The unit this duration is written in: the largest that divides it exactly, so a
+    /// value the user wrote in one unit (`400d`, `250ms`) reads back in that unit. Weeks
+    /// are read but never written (`7d` stays `7d`; `2w` reads back as `14d`).
+    fn unit(self) -> (&'static str, u64) {
+        let ms = self.0.as_millis();
+        UNITS[1..]
+            .iter()
+            .copied()
+            .find(|(_, u)| ms.is_multiple_of(u128::from(*u)))
+            .unwrap_or(("ms", 1))
+    }
+
+    /// `bound` written in this duration's unit when it is a whole number of them
+    /// (`366d` next to a user's `400d`), else in its own: for range errors in the units
+    /// the user wrote.
+    pub fn in_unit_of(self, bound: Duration) -> String {
+        let (name, u) = self.unit();
+        let ms = bound.as_millis();
+        if ms.is_multiple_of(u128::from(u)) {
+            format!("{}{name}", ms / u128::from(u))
+        } else {
+            HumanDuration(bound).to_string()
+        }
     }
 }
 
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut left = self.0.as_secs();
-        if left == 0 {
+        let ms = self.0.as_millis();
+        if ms == 0 {
             return f.write_str("0s");
         }
-        for (unit, secs) in UNITS {
-            if left >= secs {
-                write!(f, "{}{unit}", left / secs)?;
-                left %= secs;
-            }
-        }
-        Ok(())
+        let (name, u) = self.unit();
+        write!(f, "{}{name}", ms / u128::from(u))
     }
 }
 string_serde!(HumanDuration);
@@ -271,7 +302,27 @@ mod tests {
         assert_eq!(d("1h30m"), 5400);
         assert_eq!(d("2d"), 172_800);
         assert_eq!(d("1w"), 604_800);
-        assert_eq!(HumanDuration::parse("5400s").unwrap().to_string(), "1h30m");
+        assert_eq!(d("400d"), 400 * 86_400);
+        let ms = |s| HumanDuration::parse(s).unwrap().0.as_millis();
+        assert_eq!(ms("250ms"), 250);
+        assert_eq!(ms("1s500ms"), 1500);
+        // Printed in the largest unit that divides the value, so it reads back as written.
+        for (written, printed) in [
+            ("5400s", "90m"),
+            ("400d", "400d"),
+            ("7d", "7d"),
+            ("2w", "14d"),
+            ("250ms", "250ms"),
+            ("1h30m", "90m"),
+        ] {
+            let h = HumanDuration::parse(written).unwrap();
+            assert_eq!(h.to_string(), printed);
+            assert_eq!(HumanDuration::parse(printed).unwrap(), h);
+        }
+        let d400 = HumanDuration::parse("400d").unwrap();
+        assert_eq!(d400.in_unit_of(Duration::from_secs(366 * 86_400)), "366d");
+        let ms250 = HumanDuration::parse("250ms").unwrap();
+        assert_eq!(ms250.in_unit_of(Duration::from_secs(3600)), "3600000ms");
         for bad in [
             "",
             "15",
@@ -280,7 +331,10 @@ mod tests {
             "1.5h",
             "-1m",
             "99999999999999999999s",
-            "11000d",
+            "40000d",
+            "5x",
+            "1mss",
+            "2 d",
         ] {
             assert!(HumanDuration::parse(bad).is_err(), "{bad}");
         }

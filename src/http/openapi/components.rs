@@ -253,6 +253,7 @@ fn harvest_schemas() -> Value {
             "id": int, "source": str_, "trigger": str_, "status": str_, "started_ms": int, "ended_ms": opt_int,
             "complete": {"type": "boolean"}, "counts": {}, "errors": {}, "message": nullable("string")}},
         "RunPage": {"type": "object", "required": ["runs", "next_before"], "properties": {"runs": {"type": "array", "items": r("Run")}, "next_before": opt_int}},
+        "SourceCursor": {"type": "object", "required": ["source", "incremental", "cursor"], "properties": {"source": str_, "incremental": {"type": "boolean"}, "cursor": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["basis", "value", "run_id", "updated_ms"], "properties": {"basis": str_, "value": str_, "run_id": int, "updated_ms": int}}]}}},
         "PushOutcome": {"type": "object", "required": ["source", "records", "new", "changed", "unchanged"], "properties": {"source": str_, "records": int, "new": int, "changed": int, "unchanged": int}},
         "SecretNames": {"type": "object", "required": ["secrets"], "properties": {"secrets": {"type": "array", "items": str_}}},
         "SecretBody": {"type": "object", "additionalProperties": false, "required": ["value"], "properties": {"value": {"type": "string", "minLength": 1, "maxLength": 16384}}},

@@ -182,6 +182,21 @@ pub fn replica_files(b: &Backend, level: u8) -> usize {
     block_on(async { client(b).await.list(level).await.unwrap().len() })
 }
 
+/// Per level 0..=8 and 9 (snapshots): how many LTX files it holds and the highest TXID
+/// among them (0 when empty).
+pub fn replica_levels(b: &Backend) -> Vec<(u8, usize, u64)> {
+    block_on(async {
+        let c = client(b).await;
+        let mut out = Vec::new();
+        for level in (0..=8).chain([9]) {
+            let files = c.list(level).await.unwrap();
+            let max = files.iter().map(|f| f.max_txid).max().unwrap_or(0);
+            out.push((level, files.len(), max));
+        }
+        out
+    })
+}
+
 /// What a replica holds: LTX files, their bytes, the L9 snapshots among them, and the L0
 /// files that carry every page of the database ("full" captures; the first L0 is always one).
 #[derive(Debug, Default, Clone, Copy)]
