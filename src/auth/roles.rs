@@ -59,6 +59,8 @@ macro_rules! permissions {
             ReadGlobalAudit = "global-audit:read", Admin;
             /// List, get and export a tenant's records.
             ReadRecords = "records:read", Reader;
+            /// List what a harvest run changed and diff two versions of a record.
+            ReadChanges = "changes:read", Reader;
             /// Push records into a tenant.
             WriteRecords = "records:write", Editor;
             /// Manage a tenant's API keys.

@@ -10,6 +10,7 @@
 //! [`head_errors`] gives the requests hyper refuses before routing the same JSON error.
 
 mod audit;
+mod changes;
 mod cursor;
 mod error;
 mod extract;

@@ -12,7 +12,8 @@ use http::Method;
 
 use super::error::ApiError;
 use super::{
-    audit, harvest, health, keys, openapi, records, source_cursors, tenants, usage, AppState,
+    audit, changes, harvest, health, keys, openapi, records, source_cursors, tenants, usage,
+    AppState,
 };
 use crate::auth::Permission;
 use crate::error::ErrorKind;
@@ -128,7 +129,7 @@ fn tenant_routes(r: Routes) -> Routes {
         )
 }
 
-/// Records: list, push, one record, export.
+/// Records: list, push, one record, export; what changed (a run's changes, version diffs).
 fn record_routes(r: Routes) -> Routes {
     use Permission as P;
     r.get(
@@ -150,6 +151,16 @@ fn record_routes(r: Routes) -> Routes {
         "/v1/tenants/{tenant}/export",
         Some(P::ReadRecords),
         records::export,
+    )
+    .get(
+        "/v1/tenants/{tenant}/records/{id}/diff",
+        Some(P::ReadChanges),
+        changes::diff,
+    )
+    .get(
+        "/v1/tenants/{tenant}/runs/{run}/changes",
+        Some(P::ReadChanges),
+        changes::run_changes,
     )
 }
 

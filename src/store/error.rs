@@ -43,6 +43,12 @@ pub enum StoreError {
     KeyRevoked(String),
     #[error("record {0} does not exist")]
     RecordNotFound(i64),
+    #[error("run {0} does not exist")]
+    RunNotFound(i64),
+    #[error(
+        "record {id} has no version {version} (it never existed, or history pruning dropped it)"
+    )]
+    VersionNotFound { id: i64, version: i64 },
     #[error(
         "quota `{quota}` of tenant {tenant} would be exceeded: limit {limit}, would be {would_be}"
     )]
@@ -127,7 +133,10 @@ impl StoreError {
             StoreError::TenantExists(_)
             | StoreError::KeyRevoked(_)
             | StoreError::TenantRecentlyDeleted { .. } => ErrorKind::Conflict,
-            StoreError::KeyNotFound(_) | StoreError::RecordNotFound(_) => ErrorKind::NotFound,
+            StoreError::KeyNotFound(_)
+            | StoreError::RecordNotFound(_)
+            | StoreError::RunNotFound(_)
+            | StoreError::VersionNotFound { .. } => ErrorKind::NotFound,
             StoreError::QuotaExceeded { .. } => ErrorKind::QuotaExceeded,
             StoreError::QueryTimeout(_) => ErrorKind::Unavailable,
             StoreError::Corrupt(_) | StoreError::WritePanicked(_) | StoreError::Join(_) => {

@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::db::TenantDb;
 use super::error::StoreError;
-use super::records::{put, PutOutcome, RecordWrite};
+use super::records::{put_with_id, PutOutcome, RecordWrite};
 
 /// Frontier row states.
 pub const PENDING: i64 = 0;
@@ -191,11 +191,13 @@ fn commit_one(
     adding: u64,
 ) -> Result<PageCommitted, StoreError> {
     let e = StoreError::from_sqlite;
-    let outcomes = p
-        .records
-        .iter()
-        .map(|r| put(c, r))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut outcomes = Vec::with_capacity(p.records.len());
+    for r in &p.records {
+        let w = put_with_id(c, r)?;
+        // In this op's savepoint: a change is logged exactly when its record is written.
+        super::changes::note(c, p.run_id, &w)?;
+        outcomes.push(w.outcome);
+    }
     if !p.touch_keys.is_empty() {
         let mut st = c
             .prepare_cached(
@@ -204,6 +206,7 @@ fn commit_one(
             )
             .map_err(e)?;
         for k in &p.touch_keys {
+            super::changes::note_if_restored(c, p.run_id, &p.source, k)?;
             st.execute(params![p.source, k, p.seen_ms]).map_err(e)?;
         }
     }

@@ -33,6 +33,7 @@ mod audit;
 mod audit_anchor;
 mod audit_types;
 mod base;
+mod changes;
 mod codec;
 mod conn;
 mod cursors;
@@ -66,6 +67,7 @@ mod writer;
 
 pub(crate) use base::now_ms;
 pub use base::MAX_RECORD_BYTES;
+pub use changes::{ChangeKind, ChangeRow, ChangesPage, VersionPair, KEEP_CHANGES_RUNS};
 pub use codec::{
     canonical_json, decode as decode_payload, encode as encode_payload,
     encode_canonical as encode_canonical_payload, EncodedPayload,

@@ -112,21 +112,48 @@ impl TenantDb {
     }
 }
 
+/// What [`put_with_id`] did, for the run's change log (see [`super::changes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub(crate) id: i64,
+    /// The record's version after the write.
+    pub(crate) version: i64,
+    pub(crate) outcome: PutOutcome,
+    /// The record was marked removed and is present again.
+    pub(crate) restored: bool,
+}
+
 pub(crate) fn put(c: &Connection, rec: &RecordWrite) -> Result<PutOutcome, StoreError> {
+    put_with_id(c, rec).map(|w| w.outcome)
+}
+
+/// [`put`], also saying which row it wrote and whether that row was marked removed.
+pub(crate) fn put_with_id(c: &Connection, rec: &RecordWrite) -> Result<Written, StoreError> {
     let e = StoreError::from_sqlite;
     let current = c
-        .prepare_cached("SELECT id, version, hash FROM records WHERE source = ?1 AND key = ?2")
+        .prepare_cached(
+            "SELECT id, version, hash, removed_run IS NOT NULL FROM records
+             WHERE source = ?1 AND key = ?2",
+        )
         .map_err(e)?
         .query_row(params![rec.source, rec.key], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, bool>(3)?,
             ))
         })
         .optional()
         .map_err(e)?;
-    let Some((id, version, hash)) = current else {
+    let restored = current.as_ref().is_some_and(|c| c.3);
+    let written = |id, version, outcome| Written {
+        id,
+        version,
+        outcome,
+        restored,
+    };
+    let Some((id, version, hash, _)) = current else {
         c.prepare_cached(
             "INSERT INTO records (source, key, version, hash, payload, first_seen_ms,
                                   version_since_ms, last_seen_ms)
@@ -141,15 +168,16 @@ pub(crate) fn put(c: &Connection, rec: &RecordWrite) -> Result<PutOutcome, Store
             rec.seen_ms
         ])
         .map_err(e)?;
-        super::fts::stage(c, c.last_insert_rowid(), &rec.payload.text, false).map_err(e)?;
-        return Ok(PutOutcome::New);
+        let id = c.last_insert_rowid();
+        super::fts::stage(c, id, &rec.payload.text, false).map_err(e)?;
+        return Ok(written(id, 1, PutOutcome::New));
     };
     if hash == rec.payload.hash {
         c.prepare_cached("UPDATE records SET last_seen_ms = max(last_seen_ms, ?2), removed_run = NULL WHERE id = ?1")
             .map_err(e)?
             .execute(params![id, rec.seen_ms])
             .map_err(e)?;
-        return Ok(PutOutcome::Unchanged);
+        return Ok(written(id, version, PutOutcome::Unchanged));
     }
     c.prepare_cached(
         "INSERT INTO record_versions (record_id, version, hash, payload, since_ms, until_ms)
@@ -174,7 +202,7 @@ pub(crate) fn put(c: &Connection, rec: &RecordWrite) -> Result<PutOutcome, Store
     ])
     .map_err(e)?;
     super::fts::stage(c, id, &rec.payload.text, true).map_err(e)?;
-    Ok(PutOutcome::Changed { version: next })
+    Ok(written(id, next, PutOutcome::Changed { version: next }))
 }
 
 #[cfg(test)]

@@ -83,7 +83,9 @@ impl TenantDb {
                     params![source, trigger, started_ms],
                 )
                 .map_err(StoreError::from_sqlite)?;
-                Ok(c.last_insert_rowid())
+                let id = c.last_insert_rowid();
+                super::changes::prune(c, &source)?;
+                Ok(id)
             })
             .await
     }
@@ -252,6 +254,7 @@ impl TenantDb {
 
     /// Marks records of `source` not seen since `since_ms` as removed by `run_id`; returns
     /// how many were newly marked. Records are kept, so history and the API still see them.
+    /// The run's change log gets the same records in the same operation.
     pub async fn mark_removed(
         &self,
         source: &str,
@@ -261,6 +264,7 @@ impl TenantDb {
         let source = source.to_owned();
         self.0
             .write(move |c| {
+                super::changes::note_removals(c, &source, run_id, since_ms)?;
                 c.execute(
                     "UPDATE records SET removed_run = ?2
                      WHERE source = ?1 AND last_seen_ms < ?3 AND removed_run IS NULL",

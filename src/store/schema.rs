@@ -326,6 +326,20 @@ const TENANT: &[(&str, &str)] = &[
         updated_ms INTEGER NOT NULL
     ) STRICT;",
     ),
+    (
+        "run_changes",
+        // What each harvest run changed (see `super::changes`): one row per run and record,
+        // `change` 1 added, 2 changed, 3 removed, `version` the record's version after it.
+        // Written in the savepoint of the record write (or of the removal mark) it describes,
+        // and pruned by run: only the newest runs of each source keep theirs.
+        "CREATE TABLE run_changes (
+        run_id INTEGER NOT NULL,
+        record_id INTEGER NOT NULL,
+        change INTEGER NOT NULL CHECK (change IN (1, 2, 3)),
+        version INTEGER NOT NULL,
+        PRIMARY KEY (run_id, record_id)
+    ) STRICT, WITHOUT ROWID;",
+    ),
 ];
 
 /// What a database's write connection needs beyond its schema, handed in by the layer that

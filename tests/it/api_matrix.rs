@@ -43,6 +43,7 @@ mod P {
     pub const ManageAdminKeys: Need = Need::Admin;
     pub const ReadGlobalAudit: Need = Need::Admin;
     pub const ReadRecords: Need = Need::InTenant(Role::Reader);
+    pub const ReadChanges: Need = Need::InTenant(Role::Reader);
     pub const WriteRecords: Need = Need::InTenant(Role::Editor);
     pub const ManageKeys: Need = Need::InTenant(Role::TenantAdmin);
     pub const ReadAudit: Need = Need::InTenant(Role::TenantAdmin);
@@ -117,6 +118,21 @@ fn calls() -> Vec<Call> {
             P::ReadRecords,
             None,
             200,
+        ),
+        // No `from`: 400 once authorized.
+        c(
+            "GET",
+            "/v1/tenants/{tenant}/records/{id}/diff",
+            P::ReadChanges,
+            None,
+            400,
+        ),
+        c(
+            "GET",
+            "/v1/tenants/{tenant}/runs/{run}/changes",
+            P::ReadChanges,
+            None,
+            404,
         ),
         c("GET", "/v1/tenants/{tenant}/keys", P::ManageKeys, None, 200),
         c(

@@ -19,6 +19,7 @@
 
 mod support;
 
+mod api_changes;
 mod api_hardening;
 mod api_keys_audit;
 mod api_matrix;
@@ -49,6 +50,7 @@ mod replicate_resume;
 mod replicate_s3;
 mod sample_site;
 mod server;
+mod sources_reference;
 mod store_writer;
 mod support_ports;
 mod telemetry_otlp;

@@ -152,6 +152,19 @@ fn record_schemas() -> Value {
         "RecordPage": {"type": "object", "required": ["records", "next"], "properties": {"records": {"type": "array", "items": r("Record")}, "next": nullable("string")}},
         "Version": {"type": "object", "required": ["version", "since_ms", "until_ms", "fields"], "properties": {"version": int, "since_ms": int, "until_ms": int, "fields": {"type": "object"}}},
         "RecordDetail": {"type": "object", "required": ["record", "versions", "versions_total"], "properties": {"record": r("Record"), "versions": {"type": "array", "items": r("Version")}, "versions_total": int}},
+        "RunChanges": {"type": "object", "required": ["run", "source", "retained", "changes", "next"], "properties": {
+            "run": int, "source": str_,
+            "retained": {"type": "boolean", "description": "false once the run is older than the newest 20 runs of its source: its changes are no longer kept"},
+            "changes": {"type": "array", "items": {"type": "object", "required": ["record_id", "key", "change", "version"], "properties": {
+                "record_id": int, "key": str_, "change": {"type": "string", "enum": ["added", "changed", "removed"]},
+                "version": {"type": "integer", "description": "The record's version after the change (removed: the version it had)"}}}},
+            "next": nullable("string")}},
+        "RecordDiff": {"type": "object", "required": ["record_id", "from", "to", "patch"], "properties": {
+            "record_id": int, "from": int, "to": int,
+            "patch": {"type": "array", "description": "RFC 6902 JSON Patch: applied to version `from`'s fields it gives version `to`'s", "items": {
+                "type": "object", "required": ["op", "path"], "properties": {
+                    "op": {"type": "string", "enum": ["add", "remove", "replace", "move", "copy", "test"]},
+                    "path": str_, "from": str_, "value": {}}}}}},
         "PushBody": {
             "type": "object", "additionalProperties": false, "required": ["records"],
             "properties": {"records": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {

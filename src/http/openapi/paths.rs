@@ -120,7 +120,7 @@ fn export_params() -> Vec<Value> {
     export_params
 }
 
-/// Records: list, push, one record, export.
+/// Records: list, push, one record, export; what changed.
 fn record_paths() -> Value {
     json!({
         "/v1/tenants/{tenant}/records": {
@@ -129,6 +129,16 @@ fn record_paths() -> Value {
         },
         "/v1/tenants/{tenant}/records/{id}": {
             "get": op("One record with its newest superseded versions", P::ReadRecords, vec![tenant_param(), json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "format": "int64", "minimum": 1}}), q("versions", json!({"type": "integer", "minimum": 0, "maximum": 100}), "Most versions to return (default 20).")], ("200", ok_json("The record", r("RecordDetail"))), &[]),
+        },
+        "/v1/tenants/{tenant}/records/{id}/diff": {
+            "get": op("The difference between two versions of a record as an RFC 6902 JSON Patch", P::ReadChanges, vec![tenant_param(), json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "format": "int64", "minimum": 1}}),
+                json!({"name": "from", "in": "query", "required": true, "schema": {"type": "integer", "format": "int64", "minimum": 1}, "description": "The version to diff from."}),
+                q("to", json!({"type": "integer", "format": "int64", "minimum": 1}), "The version to diff to (default the current one).")], ("200", ok_json("The patch from `from` to `to`", r("RecordDiff"))), &[]),
+        },
+        "/v1/tenants/{tenant}/runs/{run}/changes": {
+            "get": op("The records a harvest run added, changed and removed, in record id order (keyset cursor). Kept for the newest 20 runs of each source.", P::ReadChanges, vec![tenant_param(), json!({"name": "run", "in": "path", "required": true, "schema": {"type": "integer", "format": "int64", "minimum": 1}}),
+                q("limit", json!({"type": "integer", "minimum": 1, "maximum": 1000}), "Page size (default limits.default_page_size, at most limits.max_page_size)."),
+                q("cursor", json!({"type": "string", "maxLength": 64}), "The `next` of the previous page, unchanged.")], ("200", ok_json("A page", r("RunChanges"))), &[]),
         },
         "/v1/tenants/{tenant}/export": {
             "get": op("Export every matching record as NDJSON or CSV, streamed", P::ReadRecords, export_params(), ("200", json!({"description": "The records, one per line", "content": {"application/x-ndjson": {"schema": {"type": "string"}}, "text/csv": {"schema": {"type": "string"}}}})), &[]),
