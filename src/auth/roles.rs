@@ -75,6 +75,10 @@ macro_rules! permissions {
             WriteSources = "sources:write", Editor;
             /// Set and delete the secrets source definitions refer to (values are never read back).
             ManageSecrets = "secrets:manage", TenantAdmin;
+            /// List and get a tenant's connections (credential definitions; secret references only).
+            ReadConnections = "connections:read", Reader;
+            /// Create, replace and delete a tenant's connections.
+            ManageConnections = "connections:manage", TenantAdmin;
         }
     };
 }

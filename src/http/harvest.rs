@@ -69,7 +69,7 @@ impl From<HarvestError> for ApiError {
 }
 
 /// A definition error as JSON 400 with every field named.
-fn definition_error(e: DefinitionError) -> Response {
+pub(super) fn definition_error(e: DefinitionError) -> Response {
     let fields: Vec<Value> = e
         .fields()
         .iter()
@@ -219,7 +219,11 @@ pub(super) async fn put_source(
         Ok(d) => d,
         Err(e) => return Ok(definition_error(e)),
     };
-    let created = h.put_source(&t.id, &def).await?;
+    let created = match h.put_source(&t.id, &def).await {
+        Ok(c) => c,
+        Err(HarvestError::Definition(e)) => return Ok(definition_error(e)),
+        Err(e) => return Err(e.into()),
+    };
     let (row, def) = h.source(&t.id, id.as_str()).await?;
     let action = if created {
         "source.created"

@@ -11,6 +11,7 @@
 
 mod audit;
 mod changes;
+mod connections;
 mod cursor;
 mod error;
 mod extract;

@@ -12,8 +12,8 @@ use http::Method;
 
 use super::error::ApiError;
 use super::{
-    audit, changes, harvest, health, keys, openapi, records, source_cursors, tenants, usage,
-    AppState,
+    audit, changes, connections, harvest, health, keys, openapi, records, source_cursors, tenants,
+    usage, AppState,
 };
 use crate::auth::Permission;
 use crate::error::ErrorKind;
@@ -88,12 +88,13 @@ impl Routes {
 
 /// Every route, group by group (the OpenAPI document's paths come in the same groups).
 pub(super) fn routes() -> Routes {
-    let groups: [fn(Routes) -> Routes; 6] = [
+    let groups: [fn(Routes) -> Routes; 7] = [
         public_routes,
         tenant_routes,
         record_routes,
         tenant_admin_routes,
         source_routes,
+        connection_routes,
         admin_routes,
     ];
     let empty = Routes {
@@ -274,6 +275,31 @@ fn source_routes(r: Routes) -> Routes {
         "/v1/tenants/{tenant}/secrets/{name}",
         Some(P::ManageSecrets),
         harvest::delete_secret,
+    )
+}
+
+/// Connections: named credentials sources use (reader reads, tenant-admin changes).
+fn connection_routes(r: Routes) -> Routes {
+    use Permission as P;
+    r.get(
+        "/v1/tenants/{tenant}/connections",
+        Some(P::ReadConnections),
+        connections::list,
+    )
+    .get(
+        "/v1/tenants/{tenant}/connections/{name}",
+        Some(P::ReadConnections),
+        connections::get,
+    )
+    .put(
+        "/v1/tenants/{tenant}/connections/{name}",
+        Some(P::ManageConnections),
+        connections::put,
+    )
+    .delete(
+        "/v1/tenants/{tenant}/connections/{name}",
+        Some(P::ManageConnections),
+        connections::delete,
     )
 }
 

@@ -22,7 +22,7 @@
 //! 4. schema (a kind's write-connection hooks are passed in, never called up) → writer →
 //!    db (Db, WeakDb, TenantDb) → hooks (replicator surface)
 //! 5. dict → fts (fts::TENANT_WRITER, the tenant hooks) → records (and schema_tests) →
-//!    frontier, plain, oauth_tokens, cursors
+//!    frontier, plain, oauth_tokens, cursors, connections
 //! 6. tenant_files (builds tenant databases, sweeps orphans) → registry (opens tenants with
 //!    fts::TENANT_WRITER) → this file (Store; its own code uses
 //!    only conn, db, fsmode, fts, registry, schema; shared items live in base, re-exported)
@@ -36,6 +36,7 @@ mod base;
 mod changes;
 mod codec;
 mod conn;
+mod connections;
 mod cursors;
 mod db;
 mod dict;
@@ -72,6 +73,7 @@ pub use codec::{
     canonical_json, decode as decode_payload, encode as encode_payload,
     encode_canonical as encode_canonical_payload, EncodedPayload,
 };
+pub use connections::{ConnectionPut, ConnectionRow, MAX_CONNECTIONS};
 pub use cursors::{CursorRow, MAX_CURSOR_BYTES};
 pub use db::{Db, TenantDb, WeakDb};
 pub use dict::{

@@ -340,6 +340,18 @@ const TENANT: &[(&str, &str)] = &[
         PRIMARY KEY (run_id, record_id)
     ) STRICT, WITHOUT ROWID;",
     ),
+    (
+        "connections",
+        // Named credentials many sources use (`connection = "NAME"`): the definition as
+        // JSON with secret references only. Its token chain is the `oauth_tokens` row
+        // keyed `connection:NAME` (source ids cannot contain ':').
+        "CREATE TABLE connections (
+        name TEXT PRIMARY KEY NOT NULL,
+        definition TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    ) STRICT;",
+    ),
 ];
 
 /// What a database's write connection needs beyond its schema, handed in by the layer that

@@ -51,6 +51,13 @@ mod P {
     pub const ReadSources: Need = Need::InTenant(Role::Reader);
     pub const WriteSources: Need = Need::InTenant(Role::Editor);
     pub const ManageSecrets: Need = Need::InTenant(Role::TenantAdmin);
+    pub const ReadConnections: Need = Need::InTenant(Role::Reader);
+    pub const ManageConnections: Need = Need::InTenant(Role::TenantAdmin);
+}
+
+/// The connection every tenant gets before the matrix runs.
+fn connection() -> Value {
+    json!({"auth": {"type": "bearer", "token": "secret:matrix"}})
 }
 
 /// The push source every tenant gets before the matrix runs (no signature: pushes need
@@ -264,6 +271,34 @@ fn calls() -> Vec<Call> {
             None,
             404,
         ),
+        c(
+            "GET",
+            "/v1/tenants/{tenant}/connections",
+            P::ReadConnections,
+            None,
+            200,
+        ),
+        c(
+            "GET",
+            "/v1/tenants/{tenant}/connections/{name}",
+            P::ReadConnections,
+            None,
+            200,
+        ),
+        c(
+            "PUT",
+            "/v1/tenants/{tenant}/connections/{name}",
+            P::ManageConnections,
+            Some(connection()),
+            200,
+        ),
+        c(
+            "DELETE",
+            "/v1/tenants/{tenant}/connections/{name}",
+            P::ManageConnections,
+            None,
+            404,
+        ),
         c("GET", "/v1/admin/keys", P::ManageAdminKeys, None, 200),
         c(
             "POST",
@@ -347,6 +382,13 @@ async fn every_route_every_credential_every_tenant() {
             &format!("/v1/tenants/{t}/sources/m"),
             ADMIN_TOKEN,
             Some(push_source()),
+        )
+        .await;
+        api.ok(
+            "PUT",
+            &format!("/v1/tenants/{t}/connections/matrix"),
+            ADMIN_TOKEN,
+            Some(connection()),
         )
         .await;
     }

@@ -20,6 +20,7 @@
 mod support;
 
 mod api_changes;
+mod api_connections;
 mod api_hardening;
 mod api_keys_audit;
 mod api_matrix;

@@ -2,12 +2,15 @@
 //! token exchanges (client credentials, refresh token with rotation).
 //!
 //! Tokens are refreshed shortly before they expire and again when a request comes back
-//! 401. One async mutex per run serialises refreshes, so a provider that rotates refresh
-//! tokens never sees two refreshes racing with the same old token. A rotated refresh
-//! token is committed to the tenant database (its own write, fsync'd) *before* the access
-//! token that came with it is used: if the process dies at any point, the database holds
-//! the newest valid refresh token.
+//! 401. Refreshes are serialised by the async mutex of the token's [`TokenScope`]: one
+//! per run for an inline `auth`, one per (tenant, connection) in the whole process for a
+//! connection (see `connections`), so a provider that rotates refresh tokens never sees
+//! two refreshes racing with the same old token, however many sources share the grant. A
+//! rotated refresh token is committed to the tenant database (its own write, fsync'd)
+//! *before* the access token that came with it is used: if the process dies at any point,
+//! the database holds the newest valid refresh token.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -16,6 +19,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::fetch::{Fetcher, Request};
+use super::token_slots::{Token, TokenSlot};
 use super::HarvestError;
 use crate::config::Secret;
 use crate::harvest::source::{Auth, SecretRef};
@@ -51,10 +55,21 @@ pub async fn resolve_secret(
     }
 }
 
-struct Token {
-    access: String,
-    /// Refresh before this instant.
-    refresh_at: Instant,
+/// Where a credential's token lives.
+pub(super) struct TokenScope {
+    /// Its row in the tenant's `oauth_tokens`: the source id, or `connection:NAME`.
+    pub(super) key: String,
+    pub(super) slot: TokenSlot,
+}
+
+impl TokenScope {
+    /// A source's own token (inline `auth`), shared by nothing else.
+    pub(super) fn own(source: &str) -> TokenScope {
+        TokenScope {
+            key: source.to_owned(),
+            slot: Arc::new(tokio::sync::Mutex::new(None)),
+        }
+    }
 }
 
 enum Mode {
@@ -76,9 +91,12 @@ enum Mode {
 /// A run's credentials.
 pub struct SourceAuth {
     mode: Mode,
+    /// Names the source (and its connection) in errors.
     source: String,
     db: TenantDb,
-    token: tokio::sync::Mutex<Option<Token>>,
+    key: String,
+    owner: [u8; 32],
+    token: TokenSlot,
 }
 
 #[derive(Deserialize)]
@@ -118,17 +136,52 @@ fn seed_hash(seed: &str) -> Vec<u8> {
     blake3::hash(seed.as_bytes()).as_bytes().to_vec()
 }
 
+/// What identifies a token grant: a changed endpoint, client or seed is another grant.
+fn owner_of(mode: &Mode) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    let mut part = |s: &str| {
+        h.update(&(s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    };
+    match mode {
+        Mode::ClientCredentials { token_url, form } => {
+            part(token_url.as_str());
+            for (k, v) in form {
+                part(k);
+                part(v);
+            }
+        }
+        Mode::RefreshToken {
+            token_url,
+            client_id,
+            client_secret,
+            scopes,
+            seed,
+        } => {
+            part(token_url.as_str());
+            part(client_id);
+            part(client_secret.as_deref().unwrap_or(""));
+            part(&scopes.join(" "));
+            part(seed);
+        }
+        Mode::None | Mode::Static(_) => {}
+    }
+    *h.finalize().as_bytes()
+}
+
 /// When to refresh a token that lives `secs`: a minute early, or halfway for short lives.
 fn refresh_margin(secs: u64) -> Duration {
     Duration::from_secs((secs / 2).min(60))
 }
 
 impl SourceAuth {
-    pub async fn new(
+    /// `source` names the credential's user in errors; `scope` is where its token lives.
+    pub(super) async fn new(
         auth: Option<&Auth>,
         db: &TenantDb,
         tenant: &str,
         source: &str,
+        scope: TokenScope,
     ) -> Result<SourceAuth, HarvestError> {
         let mode = match auth {
             None => Mode::None,
@@ -209,10 +262,12 @@ impl SourceAuth {
             }
         };
         Ok(SourceAuth {
+            owner: owner_of(&mode),
             mode,
             source: source.to_owned(),
             db: db.clone(),
-            token: tokio::sync::Mutex::new(None),
+            key: scope.key,
+            token: scope.slot,
         })
     }
 
@@ -232,9 +287,11 @@ impl SourceAuth {
             Mode::Static(h) => Ok((h.clone(), None)),
             Mode::ClientCredentials { .. } | Mode::RefreshToken { .. } => {
                 let mut slot = self.token.lock().await;
-                let fresh = slot.as_ref().is_some_and(|t| Instant::now() < t.refresh_at);
+                let mine = slot.as_ref().filter(|t| t.owner == self.owner);
+                let fresh = mine.is_some_and(|t| Instant::now() < t.refresh_at);
                 if !fresh {
-                    *slot = Some(self.obtain(fetcher, slot.is_none()).await?);
+                    let first = mine.is_none();
+                    *slot = Some(self.obtain(fetcher, first).await?);
                 }
                 let access = slot.as_ref().map(|t| t.access.clone()).unwrap_or_default();
                 let mut h = HeaderMap::new();
@@ -246,14 +303,17 @@ impl SourceAuth {
         }
     }
 
-    /// After a 401: forget `used` so the next request gets a new token (unless another
-    /// task already replaced it).
-    pub async fn invalidate(&self, used: &str) {
+    /// After a 401: forget `used` so the next request gets a new token. False when another
+    /// task already replaced it: the next request goes out with that fresher token, no
+    /// refresh needed.
+    pub async fn invalidate(&self, used: &str) -> bool {
         let mut slot = self.token.lock().await;
-        if slot.as_ref().is_some_and(|t| t.access == used) {
-            if let Some(t) = slot.as_mut() {
+        match slot.as_mut() {
+            Some(t) if t.access == used => {
                 t.refresh_at = Instant::now();
+                true
             }
+            _ => false,
         }
     }
 
@@ -261,7 +321,7 @@ impl SourceAuth {
         match &self.mode {
             Mode::ClientCredentials { token_url, form } => {
                 let r = self.token_request(fetcher, token_url, form.clone()).await?;
-                Ok(token_of(&r))
+                Ok(token_of(&r, self.owner))
             }
             Mode::RefreshToken {
                 token_url,
@@ -273,7 +333,7 @@ impl SourceAuth {
                 let hash = seed_hash(seed);
                 let stored = self
                     .db
-                    .oauth_token(&self.source)
+                    .oauth_token(&self.key)
                     .await?
                     .filter(|t| t.seed_hash == hash);
                 // At the start of a run a stored, unexpired access token is reused.
@@ -283,6 +343,7 @@ impl SourceAuth {
                             let left = exp - crate::store::now_ms();
                             if left > 60_000 {
                                 return Ok(Token {
+                                    owner: self.owner,
                                     access: a.clone(),
                                     refresh_at: Instant::now()
                                         + Duration::from_millis((left - 60_000) as u64),
@@ -313,7 +374,7 @@ impl SourceAuth {
                 // Durable before use: the provider may have invalidated `current` already.
                 self.db
                     .put_oauth_token(
-                        &self.source,
+                        &self.key,
                         OAuthTokenRow {
                             seed_hash: hash,
                             refresh_token: Some(r.refresh_token.clone().unwrap_or(current)),
@@ -322,7 +383,7 @@ impl SourceAuth {
                         },
                     )
                     .await?;
-                Ok(token_of(&r))
+                Ok(token_of(&r, self.owner))
             }
             _ => Err(bad(&self.source, "no token grant configured")),
         }
@@ -369,9 +430,10 @@ impl SourceAuth {
     }
 }
 
-fn token_of(r: &TokenResponse) -> Token {
+fn token_of(r: &TokenResponse, owner: [u8; 32]) -> Token {
     let life = r.expires_in.unwrap_or(3600);
     Token {
+        owner,
         access: r.access_token.clone(),
         refresh_at: Instant::now() + Duration::from_secs(life).saturating_sub(refresh_margin(life)),
     }

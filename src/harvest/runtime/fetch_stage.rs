@@ -2,6 +2,11 @@
 //! host's politeness, conditional GET, retries with backoff, a 401's token refresh, and a
 //! lost site session's renewal, into a [`Job`] for the CPU pool.
 //!
+//! The credential is taken after the host's wait (spacing, Retry-After pause), right
+//! before the request is sent: a token taken before a long pause can expire during it. A
+//! 401 for a token that another request has since replaced is retried with the newer one
+//! (a few times at most); a 401 for the current token refreshes it, once per URL.
+//!
 //! A page that shows the site's session lost (see [`super::session`]) is fetched again
 //! after the session is renewed, at most `session.retries` times; then it fails with kind
 //! `session_lost`, so its stored record is kept and the run is not complete.
@@ -27,6 +32,9 @@ use super::Harvester;
 use crate::harvest::robots::{RobotsTxt, MAX_CRAWL_DELAY};
 use crate::store::{FetchState, FrontierEntry};
 use crate::telemetry::metrics as m;
+
+/// Most 401 retries per URL with a token someone else already replaced.
+const MAX_STALE_401: u32 = 3;
 
 fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
     let exp = base.saturating_mul(1u32 << attempt.min(20).saturating_sub(1));
@@ -136,6 +144,7 @@ async fn attempts(
     let max = Duration::from_millis(h.cfg.retry_max_ms);
     let mut attempt = 0u32;
     let mut retried_401 = false;
+    let mut stale_401 = 0u32;
     let mut losses = Losses::default();
     loop {
         attempt += 1;
@@ -147,22 +156,16 @@ async fn attempts(
             run.budget_hit.store(true, Ordering::Relaxed);
             return job(entry, Fetched::Deferred, prior);
         }
-        let (mut headers, used) = match run.auth.headers(&h.fetcher).await {
-            Ok(x) => x,
-            Err(e) => {
-                let err = FetchError::Auth {
-                    url: entry.url.clone(),
-                    reason: e.to_string(),
-                };
-                return job(entry, Fetched::Failed(err), prior);
-            }
-        };
+        let mut headers = http::HeaderMap::new();
         if let Some(p) = &prior {
             add_conditional(&mut headers, p);
         }
         let r = send_get(run, &key, url, headers, delay).await;
+        if let Err(e @ FetchError::Auth { .. }) = r {
+            return job(entry, Fetched::Failed(e), prior);
+        }
         let (err, pause) = match r {
-            Ok(resp) => {
+            Ok((resp, used)) => {
                 let st = resp.status.as_u16();
                 bump(&run.counters.bytes, resp.body.len() as u64);
                 metrics::counter!(m::HARVEST_BYTES_TOTAL).increment(resp.body.len() as u64);
@@ -211,14 +214,21 @@ async fn attempts(
                     metrics::counter!(m::HARVEST_FETCHES_TOTAL, "outcome" => "ok").increment(1);
                     return job(entry, Fetched::Body(Box::new(resp)), prior);
                 }
-                if st == 401 && !retried_401 {
+                if st == 401 {
                     if let Some(tok) = &used {
-                        run.auth.invalidate(tok).await;
-                        retried_401 = true;
-                        attempt -= 1;
-                        bump(&run.counters.retries, 1);
-                        metrics::counter!(m::HARVEST_RETRIES_TOTAL).increment(1);
-                        continue;
+                        let current = run.auth.invalidate(tok).await;
+                        let again = if current {
+                            !std::mem::replace(&mut retried_401, true)
+                        } else {
+                            stale_401 += 1;
+                            stale_401 <= MAX_STALE_401
+                        };
+                        if again {
+                            attempt -= 1;
+                            bump(&run.counters.retries, 1);
+                            metrics::counter!(m::HARVEST_RETRIES_TOTAL).increment(1);
+                            continue;
+                        }
                     }
                 }
                 let pause = if st == 429 || st == 503 {
@@ -273,17 +283,13 @@ async fn renew_session(run: &Run, generation: u64, delay: Duration) {
                 run.budget_hit.store(true, Ordering::Relaxed);
                 return Err("the requests_per_day budget is spent".to_owned());
             }
-            let (headers, _) = run
-                .auth
-                .headers(&run.h.fetcher)
-                .await
-                .map_err(|e| e.to_string())?;
+            let headers = http::HeaderMap::new();
             match send_get(run, &host_key(&entry), &entry, headers, delay).await {
-                Ok(resp) if resp.status.is_success() => {
+                Ok((resp, _)) if resp.status.is_success() => {
                     session.landed(&resp);
                     Ok(())
                 }
-                Ok(resp) => Err(format!("{entry}: HTTP {}", resp.status.as_u16())),
+                Ok((resp, _)) => Err(format!("{entry}: HTTP {}", resp.status.as_u16())),
                 Err(e) => Err(e.to_string()),
             }
         })
@@ -300,17 +306,27 @@ async fn renew_session(run: &Run, generation: u64, delay: Duration) {
     }
 }
 
-/// One GET of the run within its host's politeness, with the run's cookie jar (saved when
-/// the response changed it).
+/// One GET of the run within its host's politeness, with the run's credentials (taken
+/// after the wait; the access token used comes back for a 401) and cookie jar (saved when
+/// the response changed it). A credential that cannot be had is `FetchError::Auth`.
 async fn send_get(
     run: &Run,
     host: &str,
     url: &Url,
-    headers: http::HeaderMap,
+    mut headers: http::HeaderMap,
     delay: Duration,
-) -> Result<super::fetch::Response, FetchError> {
+) -> Result<(super::fetch::Response, Option<String>), FetchError> {
     let permit = run.h.hosts.acquire(host, delay, run.host_limit).await;
     metrics::histogram!(m::HARVEST_HOST_WAIT_SECONDS).record(permit.waited.as_secs_f64());
+    let (auth, used) = run
+        .auth
+        .headers(&run.h.fetcher)
+        .await
+        .map_err(|e| FetchError::Auth {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+    headers.extend(auth);
     bump(&run.counters.requests, 1);
     let r = run
         .h
@@ -326,7 +342,7 @@ async fn send_get(
         .await;
     drop(permit);
     run.save_jar().await;
-    r
+    r.map(|resp| (resp, used))
 }
 
 impl Harvester {

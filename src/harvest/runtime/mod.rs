@@ -13,6 +13,7 @@
 //! run at once.
 
 mod auth;
+mod connections;
 mod cookies;
 mod counts;
 mod dict_training;
@@ -28,6 +29,7 @@ mod runner;
 mod scheduler;
 mod session;
 mod stages;
+mod token_slots;
 
 pub use counts::{RunCounts, RunError};
 pub use fetch::FetchError;
@@ -80,6 +82,16 @@ pub enum HarvestError {
     Secret { reference: String, reason: String },
     #[error("source {source_id}: authentication failed: {reason}")]
     Auth { source_id: String, reason: String },
+    #[error("tenant {tenant} has no connection {name}; create it with PUT /v1/tenants/{tenant}/connections/{name}")]
+    ConnectionNotFound { tenant: String, name: String },
+    #[error("connection {name} is used by sources {}; point them elsewhere first", .sources.join(", "))]
+    ConnectionInUse { name: String, sources: Vec<String> },
+    #[error("tenant {tenant} has {limit} connections, the most it may have")]
+    TooManyConnections { tenant: String, limit: usize },
+    #[error(
+        "{0} connections are in use at once on this node, the most it tracks; try again later"
+    )]
+    ConnectionsBusy(usize),
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
     #[error("too many runs at once (harvest.max_concurrent_runs = {0}); try again later")]
@@ -106,6 +118,10 @@ impl HarvestError {
                 ErrorKind::InvalidInput
             }
             HarvestError::Secret { .. } | HarvestError::Auth { .. } => ErrorKind::Unavailable,
+            HarvestError::ConnectionNotFound { .. } => ErrorKind::NotFound,
+            HarvestError::ConnectionInUse { .. } => ErrorKind::Conflict,
+            HarvestError::TooManyConnections { .. } => ErrorKind::QuotaExceeded,
+            HarvestError::ConnectionsBusy(_) => ErrorKind::Unavailable,
             HarvestError::Client(_) => ErrorKind::Environment,
             HarvestError::Busy(_) => ErrorKind::Unavailable,
             HarvestError::Push(e) => e.kind(),
@@ -127,6 +143,7 @@ pub struct Harvester {
     /// Recent webhook events of signed push sources (bounded; see its header).
     replays: Mutex<crate::harvest::extract::push::replay::ReplayStore>,
     slots: Arc<Semaphore>,
+    token_slots: token_slots::TokenSlots,
     shutdown: watch::Sender<bool>,
 }
 
@@ -148,6 +165,7 @@ impl Harvester {
             hosts,
             running: Mutex::new(HashSet::new()),
             replays: Mutex::default(),
+            token_slots: token_slots::TokenSlots::default(),
             shutdown,
         }))
     }
@@ -181,12 +199,14 @@ impl Harvester {
     }
 
     /// Stores a source definition (validated by the caller: `validate_untrusted` for the
-    /// API, `validate` for operator files). Returns true when it was created.
+    /// API, `validate` for operator files). Returns true when it was created. A definition
+    /// naming a connection the tenant lacks is refused (`HarvestError::Definition`).
     pub async fn put_source(
         &self,
         tenant: &TenantId,
         def: &SourceDef,
     ) -> Result<bool, HarvestError> {
+        self.check_connection_ref(tenant, def).await?;
         let now = crate::store::now_ms();
         // A new source counts against the tenant's `sources` quota.
         if self

@@ -13,7 +13,7 @@ use std::time::Duration;
 use http::Method;
 use serde::Serialize;
 
-use super::auth::{resolve_secret, SourceAuth};
+use super::auth::resolve_secret;
 use super::fetch::Request;
 use super::politeness::host_key;
 use super::{HarvestError, Harvester};
@@ -262,14 +262,13 @@ impl Harvester {
         let url = req.resolve(src)?;
         let db = self.store.tenant_db(tenant).await?;
         let sid = req.source.to_string();
-        let auth = SourceAuth::new(def.common.auth.as_ref(), &db, tenant.as_str(), &sid).await?;
+        let auth = self.source_auth(&def, &db, tenant.as_str(), &sid).await?;
         let fail = |reason: String| HarvestError::Auth {
             source_id: sid.clone(),
             reason,
         };
         let mut retried = false;
         let resp = loop {
-            let (headers, used) = auth.headers(&self.fetcher).await?;
             let limit = def
                 .common
                 .politeness
@@ -279,6 +278,8 @@ impl Harvester {
                 .hosts
                 .acquire(&host_key(&url), Duration::ZERO, limit)
                 .await;
+            // Taken after the host's wait, so it cannot expire during it.
+            let (headers, used) = auth.headers(&self.fetcher).await?;
             let r = self
                 .fetcher
                 .send(Request {

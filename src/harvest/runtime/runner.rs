@@ -14,7 +14,6 @@ use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
 use tracing::Instrument;
 use url::Url;
 
-use super::auth::SourceAuth;
 use super::cookies::RunJar;
 use super::counts::{bump, Counters, ErrorLog, RunCounts, RunError};
 use super::dict_training::status_ok_for_training;
@@ -313,7 +312,7 @@ impl Harvester {
             Ok(Some(j)) if resumed => RunJar::from_json(&j),
             _ => RunJar::default(),
         };
-        let auth = match SourceAuth::new(def.common.auth.as_ref(), &db, &tenant, &source).await {
+        let auth = match self.source_auth(&def, &db, &tenant, &source).await {
             Ok(a) => a,
             Err(e) => {
                 return finish_failed(

@@ -22,6 +22,7 @@
 //! reports all problems at once.
 
 mod auth;
+mod connection;
 mod csv;
 mod error;
 mod feed;
@@ -39,6 +40,7 @@ mod values;
 mod webhook;
 
 pub use self::auth::Auth;
+pub use self::connection::{ConnectionDef, ConnectionName, MAX_CONNECTION_BYTES};
 pub use self::csv::CsvSource;
 pub use self::error::{DefinitionError, FieldError};
 pub use self::feed::{FeedKey, FeedSource};
@@ -80,6 +82,10 @@ pub struct Common {
     pub freshness: Option<HumanDuration>,
     #[serde(default)]
     pub auth: Option<Auth>,
+    /// The tenant connection whose credential the source uses instead of an inline `auth`
+    /// (one token state for every source that names it).
+    #[serde(default)]
+    pub connection: Option<ConnectionName>,
     #[serde(default)]
     pub politeness: Politeness,
     #[serde(default)]
@@ -87,11 +93,12 @@ pub struct Common {
 }
 
 /// The keys of [`Common`], which [`SourceDef::from_value`] routes to it.
-const COMMON_KEYS: [&str; 6] = [
+const COMMON_KEYS: [&str; 7] = [
     "id",
     "schedule",
     "freshness",
     "auth",
+    "connection",
     "politeness",
     "history",
 ];
@@ -316,7 +323,17 @@ impl SourceDef {
                 "auth",
                 "push sources are not fetched; authenticate senders with signature",
             );
+            c.check(
+                cm.connection.is_none(),
+                "connection",
+                "push sources are not fetched; remove connection",
+            );
         }
+        c.check(
+            cm.auth.is_none() || cm.connection.is_none(),
+            "connection",
+            "set either auth (inline) or connection (a tenant connection by name), not both",
+        );
         if let Some(a) = &cm.auth {
             c.at("auth", |c| a.check(c));
         }

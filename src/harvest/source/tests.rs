@@ -367,6 +367,7 @@ fn common_keys_match_the_common_struct() {
         auth: Some(Auth::Bearer {
             token: SecretRef::parse("secret:t").unwrap(),
         }),
+        connection: Some(ConnectionName::parse("c").unwrap()),
         politeness: Politeness::default(),
         history: History::default(),
     };

@@ -10,7 +10,8 @@ pub(super) fn parameters() -> Value {
         "tenant": {"name": "tenant", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"}},
         "key_id": {"name": "key_id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{16}$"}},
         "source": {"name": "source", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"}},
-        "secret_name": {"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"}}
+        "secret_name": {"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"}},
+        "connection_name": {"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"}}
     })
 }
 
@@ -257,5 +258,9 @@ fn harvest_schemas() -> Value {
         "PushOutcome": {"type": "object", "required": ["source", "records", "new", "changed", "unchanged"], "properties": {"source": str_, "records": int, "new": int, "changed": int, "unchanged": int}},
         "SecretNames": {"type": "object", "required": ["secrets"], "properties": {"secrets": {"type": "array", "items": str_}}},
         "SecretBody": {"type": "object", "additionalProperties": false, "required": ["value"], "properties": {"value": {"type": "string", "minLength": 1, "maxLength": 16384}}},
+        "ConnectionDefinition": {"type": "object", "additionalProperties": false, "required": ["auth"], "description": "A connection (see docs/sources.md, Connections): `auth` is an inline auth object, `type` one of headers, bearer, basic, oauth2_client_credentials, oauth2_refresh_token.", "properties": {"auth": r("ConnectionAuth")}},
+        "ConnectionAuth": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string", "enum": ["headers", "bearer", "basic", "oauth2_client_credentials", "oauth2_refresh_token"]}}},
+        "Connection": {"type": "object", "required": ["name", "auth", "created_ms", "updated_ms"], "properties": {"name": str_, "auth": r("ConnectionAuth"), "created_ms": int, "updated_ms": int}},
+        "ConnectionPage": {"type": "object", "required": ["connections", "next"], "properties": {"connections": {"type": "array", "items": r("Connection")}, "next": nullable("string")}},
     })
 }

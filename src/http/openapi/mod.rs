@@ -23,7 +23,7 @@ fn build() -> Value {
         "info": {
             "title": "Gleaner API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Multi-tenant records API of Gleaner. Errors are {\"error\":{\"code\",\"message\"}}. Authenticate with `Authorization: Bearer <API key | OIDC JWT | admin token>`. `x-permission` names what each operation needs: admin for tenants:*, admin-keys:*, global-audit:*; tenant-admin for keys:manage, audit:read, usage:read, secrets:manage; editor for records:write, sources:write; reader for records:read, sources:read, changes:read (within the credential's tenant)."
+            "description": "Multi-tenant records API of Gleaner. Errors are {\"error\":{\"code\",\"message\"}}. Authenticate with `Authorization: Bearer <API key | OIDC JWT | admin token>`. `x-permission` names what each operation needs: admin for tenants:*, admin-keys:*, global-audit:*; tenant-admin for keys:manage, audit:read, usage:read, secrets:manage, connections:manage; editor for records:write, sources:write; reader for records:read, sources:read, changes:read, connections:read (within the credential's tenant)."
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],

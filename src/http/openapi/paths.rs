@@ -17,6 +17,7 @@ pub(super) fn paths() -> Value {
         record_paths(),
         tenant_admin_paths(),
         source_paths(),
+        connection_paths(),
         admin_paths(),
     ])
 }
@@ -276,6 +277,31 @@ fn source_paths() -> Value {
         "/v1/tenants/{tenant}/secrets/{name}": {
             "put": with_body(op("Set a secret that source definitions refer to as secret:NAME", P::ManageSecrets, vec![tenant_param(), json!({"$ref": "#/components/parameters/secret_name"})], ("204", json!({"description": "Stored"})), &[]), r("SecretBody")),
             "delete": op("Delete a secret", P::ManageSecrets, vec![tenant_param(), json!({"$ref": "#/components/parameters/secret_name"})], ("204", json!({"description": "Deleted"})), &[]),
+        },
+    })
+}
+
+/// Connections: named credentials sources use (reader reads, tenant-admin changes).
+fn connection_paths() -> Value {
+    let name = || json!({"$ref": "#/components/parameters/connection_name"});
+    let list_params = {
+        let mut v = vec![tenant_param()];
+        v.extend(page_params(json!({"type": "string", "maxLength": 64})));
+        v
+    };
+    let mut put = with_body(
+        op("Create or replace a connection: {\"auth\": <an inline auth object>} with secret:NAME references only", P::ManageConnections, vec![tenant_param(), name()], ("200", ok_json("Replaced", r("Connection"))), &[]),
+        r("ConnectionDefinition"),
+    );
+    put["responses"]["201"] = ok_json("Created", r("Connection"));
+    json!({
+        "/v1/tenants/{tenant}/connections": {
+            "get": op("List connections (keyset pages by name)", P::ReadConnections, list_params, ("200", ok_json("A page", r("ConnectionPage"))), &[]),
+        },
+        "/v1/tenants/{tenant}/connections/{name}": {
+            "get": op("A connection's definition (secret references, never values or tokens)", P::ReadConnections, vec![tenant_param(), name()], ("200", ok_json("The connection", r("Connection"))), &[]),
+            "put": put,
+            "delete": op("Delete a connection and its token state; 409 (with `error.sources`) while sources use it", P::ManageConnections, vec![tenant_param(), name()], ("204", json!({"description": "Deleted"})), &["409"]),
         },
     })
 }

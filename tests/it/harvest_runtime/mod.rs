@@ -5,6 +5,7 @@
 
 mod auth;
 mod bad_sites;
+mod connections;
 mod incremental;
 mod limits;
 mod sample_site;
