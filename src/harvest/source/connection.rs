@@ -152,4 +152,22 @@ mod tests {
             "{e}"
         );
     }
+
+    /// The example in docs/sources.md (`## Connections`) is a valid connection and source.
+    #[test]
+    fn the_documented_example_is_valid() {
+        let doc = include_str!("../../../docs/sources.md");
+        let (_, section) = doc.split_once("## Connections").unwrap();
+        let section = section.split("\n## ").next().unwrap();
+        let block = |fence: &str| {
+            let (_, rest) = section.split_once(fence).unwrap();
+            rest.split_once("```").unwrap().0.to_owned()
+        };
+        let sh = block("```sh\n");
+        let (_, body) = sh.split_once("connections/whoop\" -d '").unwrap();
+        let body = body.rsplit_once('\'').unwrap().0;
+        ConnectionDef::parse_untrusted(body.as_bytes()).unwrap();
+        let def = super::super::SourceDef::parse_toml(&block("```toml\n")).unwrap();
+        assert_eq!(def.common.connection.unwrap().as_str(), "whoop");
+    }
 }

@@ -213,6 +213,12 @@ async fn four_sources_share_one_rotating_grant_through_a_connection() {
         Some(refresh.as_str()),
         "the newest token is stored"
     );
+    // A later run goes on from the stored chain (the configured seed r0 is spent), through
+    // a slot the finished runs no longer hold.
+    let r = e.run("sleep").await;
+    assert_eq!(r.status, "succeeded", "{r:#?}");
+    assert_eq!(r.counts.records_unchanged, 10 * PAGES as u64, "{r:#?}");
+    assert_eq!(provider.inner.lock().unwrap().reuses, 0);
 }
 
 /// The old way: each source keeps its own token chain from the same configured refresh
