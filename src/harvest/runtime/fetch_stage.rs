@@ -36,6 +36,18 @@ use crate::telemetry::metrics as m;
 /// Most 401 retries per URL with a token someone else already replaced.
 const MAX_STALE_401: u32 = 3;
 
+/// Whether a 401 is retried: once per URL after refreshing the token it was sent with
+/// (`current`: that token was still the newest), and up to [`MAX_STALE_401`] times when
+/// another request had already replaced it (the retry carries the newer one).
+fn retry_401(current: bool, refreshed: &mut bool, stale: &mut u32) -> bool {
+    if current {
+        !std::mem::replace(refreshed, true)
+    } else {
+        *stale += 1;
+        *stale <= MAX_STALE_401
+    }
+}
+
 fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
     let exp = base.saturating_mul(1u32 << attempt.min(20).saturating_sub(1));
     exp.min(max).mul_f64(rand::rng().random_range(0.5..1.0))
@@ -217,13 +229,7 @@ async fn attempts(
                 if st == 401 {
                     if let Some(tok) = &used {
                         let current = run.auth.invalidate(tok).await;
-                        let again = if current {
-                            !std::mem::replace(&mut retried_401, true)
-                        } else {
-                            stale_401 += 1;
-                            stale_401 <= MAX_STALE_401
-                        };
-                        if again {
+                        if retry_401(current, &mut retried_401, &mut stale_401) {
                             attempt -= 1;
                             bump(&run.counters.retries, 1);
                             metrics::counter!(m::HARVEST_RETRIES_TOTAL).increment(1);
@@ -399,5 +405,25 @@ impl Harvester {
         };
         *slot = Some((state.clone(), Instant::now() + ttl));
         state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_401_refreshes_once_and_a_replaced_token_retries_a_few_times() {
+        let (mut refreshed, mut stale) = (false, 0);
+        // Replaced tokens do not spend the one refresh retry.
+        for _ in 0..MAX_STALE_401 {
+            assert!(retry_401(false, &mut refreshed, &mut stale));
+        }
+        assert!(retry_401(true, &mut refreshed, &mut stale));
+        assert!(
+            !retry_401(true, &mut refreshed, &mut stale),
+            "a fresh token refused"
+        );
+        assert!(!retry_401(false, &mut refreshed, &mut stale), "bounded");
     }
 }
