@@ -106,6 +106,12 @@ pub(super) fn describe_all() {
         "Requests refused by a rate limit, by scope (credential, tenant, or address for failed authentications)."
     );
     describe_gauge!(BUILD_INFO, "Always 1; labels carry the version.");
+    describe_replication();
+    describe_harvest();
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}
+
+fn describe_replication() {
     describe_gauge!(
         REPLICATION_LAG_SECONDS,
         Unit::Seconds,
@@ -157,6 +163,9 @@ pub(super) fn describe_all() {
         Unit::Seconds,
         "Unix time of the last successful scheduled verification."
     );
+}
+
+fn describe_harvest() {
     describe_counter!(
         HARVEST_FETCHES_TOTAL,
         "URLs fetched, by outcome (ok, not_modified, error, robots_blocked)."
@@ -208,5 +217,4 @@ pub(super) fn describe_all() {
         HARVEST_STALE_SOURCES,
         "Sources whose last successful run is older than their freshness threshold."
     );
-    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
