@@ -11,6 +11,7 @@
 //! | `demo` | [`demo`]: the sample site, a demo tenant, its harvests and the API on loopback |
 //! | `sample-site serve / export` | [`sample_site`] |
 //! | `key create` | [`key`] |
+//! | `connection put / list / delete` | [`connection`]: a tenant's shared credentials |
 //! | `audit verify` | [`audit`] |
 //! | `export` | [`export`] |
 //! | `restore`, `verify`, `replicate` | [`restore`], [`verify`], [`replicate`] |
@@ -24,6 +25,7 @@ pub mod audit;
 pub mod bench_seed;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod demo;
 mod error;
 pub mod export;
@@ -71,6 +73,9 @@ enum Command {
     /// Manage API keys directly in the data directory.
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// Manage a tenant's connections (credentials sources share) in the data directory.
+    #[command(subcommand)]
+    Connection(connection::ConnectionCommand),
     /// Check the audit log in the data directory.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -102,6 +107,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Config(c) => config::run(config, c),
         Command::SampleSite(c) => sample_site::run(c),
         Command::Key(c) => key::run(config, c),
+        Command::Connection(c) => connection::run(config, c),
         Command::Audit(c) => audit::run(config, c),
         Command::Export(a) => export::run(config, a),
         Command::BenchSeed(a) => bench_seed::run(config, a),

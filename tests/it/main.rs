@@ -31,6 +31,7 @@ mod api_tls;
 mod audit_verify;
 mod config_cli;
 mod config_reference;
+mod connection_cli;
 mod crash_loop;
 mod disk_full;
 mod export_cli;

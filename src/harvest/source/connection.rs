@@ -76,15 +76,8 @@ impl ConnectionDef {
                 format: "JSON",
                 reason: e.to_string(),
             })?;
-        let def: ConnectionDef = serde_path_to_error::deserialize(v).map_err(|e| {
-            let field = e.path().to_string();
-            DefinitionError::Invalid(vec![FieldError {
-                field: if field == "." { String::new() } else { field },
-                message: e.into_inner().to_string(),
-            }])
-        })?;
+        let def = Self::from_value(v)?;
         let mut c = Checker::default();
-        c.at("auth", |c| def.auth.check(c));
         for (field, r) in def.auth.secret_refs() {
             if r.is_node_local() {
                 c.at("auth", |c| {
@@ -95,6 +88,45 @@ impl ConnectionDef {
                 });
             }
         }
+        c.finish()?;
+        Ok(def)
+    }
+
+    /// Parses and validates an operator's file (`gleaner connection put`): TOML, or JSON
+    /// when `json`. `env:` and `file:` references are allowed, as in source files the
+    /// operator hands to `gleaner harvest`.
+    pub fn parse_file(text: &str, json: bool) -> Result<ConnectionDef, DefinitionError> {
+        if text.len() > MAX_CONNECTION_BYTES {
+            return Err(DefinitionError::TooLarge {
+                size: text.len(),
+                limit: MAX_CONNECTION_BYTES,
+            });
+        }
+        let v: serde_json::Value = if json {
+            serde_json::from_str(text).map_err(|e| DefinitionError::Syntax {
+                format: "JSON",
+                reason: e.to_string(),
+            })?
+        } else {
+            toml::from_str(text).map_err(|e| DefinitionError::Syntax {
+                format: "TOML",
+                reason: e.message().to_owned(),
+            })?
+        };
+        Self::from_value(v)
+    }
+
+    /// Deserializes (strictly) and checks a definition, whatever its origin.
+    fn from_value(v: serde_json::Value) -> Result<ConnectionDef, DefinitionError> {
+        let def: ConnectionDef = serde_path_to_error::deserialize(v).map_err(|e| {
+            let field = e.path().to_string();
+            DefinitionError::Invalid(vec![FieldError {
+                field: if field == "." { String::new() } else { field },
+                message: e.into_inner().to_string(),
+            }])
+        })?;
+        let mut c = Checker::default();
+        c.at("auth", |c| def.auth.check(c));
         c.finish()?;
         Ok(def)
     }
