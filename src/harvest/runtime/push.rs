@@ -35,6 +35,10 @@ pub struct PushOutcome {
     pub new: u64,
     pub changed: u64,
     pub unchanged: u64,
+    /// The delivery was one already taken (a provider's retry after a lost answer, or a
+    /// replay): nothing was stored or fetched again, and it is answered 200 so that the
+    /// provider stops retrying — a 4xx would make Stripe or GitHub retry it for days.
+    pub duplicate: bool,
 }
 
 fn tally(source: &str, outcomes: &[PutOutcome]) -> PushOutcome {

@@ -219,7 +219,7 @@ fn put_source() -> Value {
 
 fn push() -> Value {
     let mut o = op(
-        "Push records to a push source (JSON array or NDJSON), or with action=fetch-now ask a json source to fetch one resource now; a body that is one of the source's `events` fetches the record it names into that record's source. A refused signature answers 401, a replayed event 409. Needs records:write, or no credential and a valid signature header when the source requires one.",
+        "Push records to a push source (JSON array or NDJSON), or with action=fetch-now ask a json source to fetch one resource now; a body that is one of the source's `events` fetches the record it names into that record's source. A refused signature or stale timestamp answers 401; a delivery already taken (same signed content or event id) answers 200 with `duplicate: true` and stores nothing. Needs records:write, or no credential and a valid signature header when the source requires one.",
         P::WriteRecords,
         vec![
             tenant_param(),
