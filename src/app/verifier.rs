@@ -1,0 +1,240 @@
+//! Scheduled verification of every backup: each `replicate.verify_interval_secs` the next
+//! databases in rotation (control.db, then every tenant control.db lists, in id order,
+//! then control.db again) are restored from the first destination into a temporary file
+//! under `<data_dir>/.replicate/verify`, integrity-checked, and their restored TXID
+//! compared with the live database; at most `verify_max_databases` databases or
+//! `verify_max_bytes` downloaded per pass, so a node with 10,000 tenants spreads the work.
+//!
+//! The TXID rule, given that writes go on during the restore: the replicator publishes
+//! the shipped TXID of an open database after each sync tick, so it never leads the
+//! replica. Read it before the restore (`before`) and after (`after`):
+//! `before <= restored` must hold (a replica behind what was already shipped lost data),
+//! and `restored <= after` (a replica ahead of the live database has another writer);
+//! since `after` may trail an upload by one tick, the upper bound is re-read once after
+//! two sync intervals before it counts. Once the database is caught up, `before == after`
+//! and the rule is equality. A closed database has no live position (its tail was
+//! shipped at close): its restored TXID must not be below the one verified last time.
+//!
+//! Object-store and local I/O errors are not findings about the backup: they count as
+//! `unavailable` and leave the database's state as it was (readiness never depends on
+//! them). A finding (corrupt object, TXID gap, integrity or TXID rule) is re-checked once
+//! at once — a compaction racing the listing is then gone — and only then recorded.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, ReplicateConfig};
+use crate::replicate::restore::{self, VerifyReport};
+use crate::replicate::runtime::{LivePosition, Replicator};
+use crate::replicate::ReplicateError;
+use crate::store::Store;
+use crate::telemetry::metrics as m;
+
+/// Why one database's replica did not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Replicate(#[from] ReplicateError),
+    #[error("restored TXID {restored:016x} is behind TXID {shipped:016x}, shipped before the restore began")]
+    Behind { restored: u64, shipped: u64 },
+    #[error("restored TXID {restored:016x} is ahead of the live database ({live:016x}): does another writer use this replica?")]
+    Ahead { restored: u64, live: u64 },
+    #[error("restored TXID {restored:016x} is behind TXID {verified:016x}, verified earlier: the replica went back")]
+    Regressed { restored: u64, verified: u64 },
+    #[error("no replica destination is configured")]
+    NoDestination,
+}
+
+impl VerifyError {
+    /// The object store or the local disk could not be used: no finding about the backup.
+    fn transient(&self) -> bool {
+        matches!(
+            self,
+            VerifyError::Replicate(
+                ReplicateError::Client(_)
+                    | ReplicateError::Io { .. }
+                    | ReplicateError::Join(_)
+                    | ReplicateError::Stopped
+                    | ReplicateError::Store(_)
+                    | ReplicateError::Cpu(_)
+            )
+        )
+    }
+}
+
+/// Where the rotation goes next.
+enum Next {
+    Control,
+    /// The tenant after this id (none: the first).
+    Tenant(Option<String>),
+}
+
+struct Verifier {
+    r: ReplicateConfig,
+    store: Arc<Store>,
+    rep: Replicator,
+    tmp: PathBuf,
+    next: Next,
+}
+
+/// Starts the schedule (the caller only does so when `verify_interval_secs > 0`).
+pub fn spawn(cfg: &Config, store: Arc<Store>, rep: Replicator) -> tokio::task::JoinHandle<()> {
+    let v = Verifier {
+        r: cfg.replicate.clone(),
+        store,
+        rep,
+        tmp: cfg.store.data_dir.join(".replicate").join("verify"),
+        next: Next::Control,
+    };
+    tokio::spawn(v.run())
+}
+
+impl Verifier {
+    async fn run(mut self) {
+        // A killed process may have left a restored image behind.
+        let _ = tokio::fs::remove_dir_all(&self.tmp).await;
+        let mut tick = tokio::time::interval(Duration::from_secs(self.r.verify_interval_secs));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            self.pass().await;
+        }
+    }
+
+    /// One interval's share of the rotation, within the budget.
+    async fn pass(&mut self) {
+        let (mut n, mut bytes) = (0usize, 0u64);
+        while n < self.r.verify_max_databases && bytes < self.r.verify_max_bytes {
+            let Some(path) = self.next_db().await else {
+                break;
+            };
+            bytes += self.check(&path).await;
+            n += 1;
+        }
+        let _ = tokio::fs::remove_dir_all(&self.tmp).await;
+        self.rep.verify_board().publish();
+    }
+
+    /// The next database of the rotation (`None`: control.db cannot be listed now).
+    async fn next_db(&mut self) -> Option<PathBuf> {
+        loop {
+            let after = match &self.next {
+                Next::Control => {
+                    self.next = Next::Tenant(None);
+                    return Some(self.store.data_dir().join("control.db"));
+                }
+                Next::Tenant(after) => after.clone(),
+            };
+            let page = match self.store.list_tenants(after.as_deref(), 1).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "replica verification cannot list tenants; next interval");
+                    return None;
+                }
+            };
+            let Some(row) = page.into_iter().next() else {
+                self.rep.verify_board().end_cycle();
+                self.next = Next::Control;
+                continue;
+            };
+            self.next = Next::Tenant(Some(row.id.clone()));
+            if let Ok(id) = crate::tenant::TenantId::parse(&row.id) {
+                return Some(self.store.tenant_db_path(&id));
+            }
+        }
+    }
+
+    /// Verifies one database and records the outcome; the bytes it downloaded.
+    async fn check(&self, path: &Path) -> u64 {
+        let sub = self.rep.replica_sub_path(path);
+        let board = self.rep.verify_board();
+        let before = self.rep.live_position(path);
+        // Open but nothing shipped yet, or a tenant whose database was never created.
+        if before.is_some_and(|p| p.shipped_txid == 0) || (before.is_none() && !path.exists()) {
+            board.touch(&sub);
+            return 0;
+        }
+        let mut res = self.attempt(&sub, path, before).await;
+        if matches!(&res, Err(e) if !e.transient()) {
+            let before = self.rep.live_position(path);
+            res = self.attempt(&sub, path, before).await;
+        }
+        match res {
+            Ok(rep) => {
+                metrics::counter!(m::REPLICATION_VERIFY_TOTAL, "outcome" => "ok").increment(1);
+                metrics::gauge!(m::REPLICATION_VERIFY_LAST_SUCCESS_SECONDS)
+                    .set(crate::replicate::replica::now_secs());
+                board.record_ok(&sub, rep.txid);
+                tracing::info!(db = %sub, txid = rep.txid, pages = rep.page_count,
+                    bytes = rep.downloaded_bytes, "replica verified");
+                rep.downloaded_bytes
+            }
+            Err(e) if e.transient() => {
+                metrics::counter!(m::REPLICATION_VERIFY_TOTAL, "outcome" => "unavailable")
+                    .increment(1);
+                tracing::warn!(db = %sub, error = %e, "replica verification could not run; next rotation");
+                0
+            }
+            Err(e) => {
+                metrics::counter!(m::REPLICATION_VERIFY_TOTAL, "outcome" => "failed").increment(1);
+                tracing::error!(db = %sub, error = %e, "replica verification failed");
+                board.record_failure(&sub, e.to_string());
+                0
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        sub: &str,
+        path: &Path,
+        before: Option<LivePosition>,
+    ) -> Result<VerifyReport, VerifyError> {
+        let client = self
+            .rep
+            .primary_client(sub)
+            .ok_or(VerifyError::NoDestination)?;
+        tokio::fs::create_dir_all(&self.tmp)
+            .await
+            .map_err(ReplicateError::io("create directory", &self.tmp))?;
+        let rep = restore::verify(client, &self.tmp, self.r.upload_concurrency).await?;
+        self.check_txid(sub, path, before, rep.txid).await?;
+        Ok(rep)
+    }
+
+    /// The TXID rule of the module header.
+    async fn check_txid(
+        &self,
+        sub: &str,
+        path: &Path,
+        before: Option<LivePosition>,
+        restored: u64,
+    ) -> Result<(), VerifyError> {
+        let Some(b) = before else {
+            let verified = self.rep.verify_board().last_txid(sub);
+            if restored < verified {
+                return Err(VerifyError::Regressed { restored, verified });
+            }
+            return Ok(());
+        };
+        if restored < b.shipped_txid {
+            return Err(VerifyError::Behind {
+                restored,
+                shipped: b.shipped_txid,
+            });
+        }
+        let ahead = |p: Option<LivePosition>| p.filter(|a| restored > a.shipped_txid);
+        if ahead(self.rep.live_position(path)).is_some() {
+            tokio::time::sleep(Duration::from_millis(self.r.sync_interval_ms * 2)).await;
+            if let Some(a) = ahead(self.rep.live_position(path)) {
+                return Err(VerifyError::Ahead {
+                    restored,
+                    live: a.shipped_txid,
+                });
+            }
+        }
+        Ok(())
+    }
+}
