@@ -177,6 +177,8 @@ impl Verifier {
                 tracing::warn!(db = %sub, error = %e, "replica verification could not run; next rotation");
                 0
             }
+            // The tenant was deleted (and its replica erased) meanwhile: nothing to report.
+            Err(_) if sub != "control" && !path.exists() => 0,
             Err(e) => {
                 metrics::counter!(m::REPLICATION_VERIFY_TOTAL, "outcome" => "failed").increment(1);
                 tracing::error!(db = %sub, error = %e, "replica verification failed");
