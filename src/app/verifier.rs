@@ -198,7 +198,11 @@ impl Verifier {
             .rep
             .primary_client(sub)
             .ok_or(VerifyError::NoDestination)?;
-        tokio::fs::create_dir_all(&self.tmp)
+        // The restored image holds a tenant's data: private like the data directory.
+        tokio::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.tmp)
             .await
             .map_err(ReplicateError::io("create directory", &self.tmp))?;
         let rep = restore::verify(client, &self.tmp, self.r.upload_concurrency).await?;
