@@ -107,7 +107,7 @@ impl Verifier {
     async fn pass(&mut self) {
         let (mut n, mut bytes) = (0usize, 0u64);
         while n < self.r.verify_max_databases && bytes < self.r.verify_max_bytes {
-            let Some(path) = self.next_db().await else {
+            let Some(path) = self.next_db(n == 0).await else {
                 break;
             };
             bytes += self.check(&path).await;
@@ -117,8 +117,10 @@ impl Verifier {
         self.rep.verify_board().publish();
     }
 
-    /// The next database of the rotation (`None`: control.db cannot be listed now).
-    async fn next_db(&mut self) -> Option<PathBuf> {
+    /// The next database of the rotation; `None` when control.db cannot be listed now, or
+    /// when the rotation ends and this pass already verified something (a node with fewer
+    /// databases than the budget verifies each once per pass, not repeatedly).
+    async fn next_db(&mut self, first_in_pass: bool) -> Option<PathBuf> {
         loop {
             let after = match &self.next {
                 Next::Control => {
@@ -135,9 +137,20 @@ impl Verifier {
                 }
             };
             let Some(row) = page.into_iter().next() else {
-                self.rep.verify_board().end_cycle();
+                let board = self.rep.verify_board();
+                board.end_cycle();
+                let s = board.summary();
+                tracing::info!(
+                    verified = s.verified,
+                    failed = s.failed_count,
+                    oldest_age_secs = s.oldest_age_secs as u64,
+                    "replica verification rotation complete"
+                );
                 self.next = Next::Control;
-                continue;
+                if first_in_pass {
+                    continue;
+                }
+                return None;
             };
             self.next = Next::Tenant(Some(row.id.clone()));
             if let Ok(id) = crate::tenant::TenantId::parse(&row.id) {
@@ -167,7 +180,8 @@ impl Verifier {
                 metrics::gauge!(m::REPLICATION_VERIFY_LAST_SUCCESS_SECONDS)
                     .set(crate::replicate::replica::now_secs());
                 board.record_ok(&sub, rep.txid);
-                tracing::info!(db = %sub, txid = rep.txid, pages = rep.page_count,
+                // Debug: ten a minute by default; the rotation's end is logged at info.
+                tracing::debug!(db = %sub, txid = rep.txid, pages = rep.page_count,
                     bytes = rep.downloaded_bytes, "replica verified");
                 rep.downloaded_bytes
             }

@@ -162,7 +162,7 @@ impl VerifyBoard {
     /// tick, so the age keeps growing even while a verification hangs.
     pub fn publish(&self) -> VerifySummary {
         let s = self.summary();
-        metrics::gauge!(m::REPLICATION_VERIFY_OLDEST_AGE_SECONDS).set(s.oldest_age_secs);
+        metrics::gauge!(m::REPLICATION_VERIFY_OLDEST_AGE).set(s.oldest_age_secs);
         metrics::gauge!(m::REPLICATION_VERIFY_FAILED_DATABASES).set(s.failed_count as f64);
         s
     }
