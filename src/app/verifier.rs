@@ -232,29 +232,74 @@ impl Verifier {
         before: Option<LivePosition>,
         restored: u64,
     ) -> Result<(), VerifyError> {
-        let Some(b) = before else {
-            let verified = self.rep.verify_board().last_txid(sub);
-            if restored < verified {
-                return Err(VerifyError::Regressed { restored, verified });
+        let verified = self.rep.verify_board().last_txid(sub);
+        let after = |v: &Self| v.rep.live_position(path).map(|p| p.shipped_txid);
+        match txid_rule(
+            restored,
+            before.map(|p| p.shipped_txid),
+            after(self),
+            verified,
+        ) {
+            Err(VerifyError::Ahead { .. }) => {
+                // The published position trails the last upload by up to one tick.
+                tokio::time::sleep(Duration::from_millis(self.r.sync_interval_ms * 2)).await;
+                txid_rule(restored, None, after(self), 0)
             }
-            return Ok(());
-        };
-        if restored < b.shipped_txid {
-            return Err(VerifyError::Behind {
-                restored,
-                shipped: b.shipped_txid,
-            });
+            other => other,
         }
-        let ahead = |p: Option<LivePosition>| p.filter(|a| restored > a.shipped_txid);
-        if ahead(self.rep.live_position(path)).is_some() {
-            tokio::time::sleep(Duration::from_millis(self.r.sync_interval_ms * 2)).await;
-            if let Some(a) = ahead(self.rep.live_position(path)) {
-                return Err(VerifyError::Ahead {
-                    restored,
-                    live: a.shipped_txid,
-                });
-            }
+    }
+}
+
+/// `before`/`after`: the live shipped TXID around the restore (`None`: the database was
+/// closed then); `verified`: the TXID verified good last time.
+fn txid_rule(
+    restored: u64,
+    before: Option<u64>,
+    after: Option<u64>,
+    verified: u64,
+) -> Result<(), VerifyError> {
+    match before {
+        None if after.is_none() && restored < verified => {
+            return Err(VerifyError::Regressed { restored, verified })
         }
-        Ok(())
+        Some(shipped) if restored < shipped => {
+            return Err(VerifyError::Behind { restored, shipped })
+        }
+        _ => {}
+    }
+    match after {
+        Some(live) if restored > live => Err(VerifyError::Ahead { restored, live }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn txid_rule_between_the_live_positions() {
+        // Caught up: equality.
+        assert!(txid_rule(7, Some(7), Some(7), 0).is_ok());
+        // Writes during the restore: anything between the two positions.
+        assert!(txid_rule(8, Some(7), Some(9), 0).is_ok());
+        // Behind what was shipped before the restore began: lost data.
+        assert!(matches!(
+            txid_rule(6, Some(7), Some(9), 0),
+            Err(VerifyError::Behind { .. })
+        ));
+        // Ahead of the live database: another writer (re-read once by the caller).
+        assert!(matches!(
+            txid_rule(10, Some(7), Some(9), 0),
+            Err(VerifyError::Ahead { .. })
+        ));
+        // Closed database: never below the last verified TXID.
+        assert!(txid_rule(5, None, None, 5).is_ok());
+        assert!(matches!(
+            txid_rule(4, None, None, 5),
+            Err(VerifyError::Regressed { .. })
+        ));
+        // Opened during the restore: only the upper bound applies.
+        assert!(txid_rule(4, None, Some(4), 5).is_ok());
     }
 }
