@@ -70,7 +70,7 @@ def dashboard(path, rules_out):
 
 
 def names(catalog_rs, scrape, files):
-    catalog = set(re.findall(r'pub const [A-Z0-9_]+: &str = "(gleaner_[a-z0-9_]+)"', open(catalog_rs).read()))
+    catalog = set(re.findall(r'pub const [A-Z0-9_]+: &str =\s*"(gleaner_[a-z0-9_]+)"', open(catalog_rs).read()))
     scraped = {base(n) for n in NAME.findall(open(scrape).read())}
     ok = bool(catalog)
     print(f"catalogued in {catalog_rs}: {', '.join(sorted(catalog))}")

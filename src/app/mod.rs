@@ -21,6 +21,7 @@ mod auth_tasks;
 mod error;
 mod replication;
 mod signals;
+mod verifier;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -53,7 +54,7 @@ pub async fn serve_on(cfg: Config, bound: Option<std::net::TcpListener>) -> Resu
     let cpu = CpuPool::new(&cfg.cpu)?;
     let replicator = replication::start_replication(&cfg, &cpu).await?;
     let store = open_store(&cfg, replicator.as_ref()).await?;
-    let watchers = replication::Watchers::spawn(&cfg, replicator.as_ref());
+    let watchers = replication::Watchers::spawn(&cfg, &store, replicator.as_ref());
     let listener = bind(&cfg, bound).await?;
     let addr = listener.local_addr().map_err(|source| AppError::Bind {
         addr: cfg.http.listen,

@@ -1,7 +1,7 @@
 //! Replication at start-up: the replicator (restoring a missing control.db first), tenant
 //! databases restored from their replicas when a node was rebuilt, tails shipped that a
 //! crash left unshipped, and the background tasks that watch replication (scheduled
-//! verification of control.db's replica, the lag/health watch behind /readyz's log lines).
+//! verification of every replica ([`super::verifier`]), the lag/health watch behind /readyz's log lines).
 
 use std::time::Duration;
 
@@ -14,7 +14,6 @@ use crate::replicate::runtime::{Replicator, RuntimeSettings};
 use crate::replicate::url::open_destination;
 use crate::replicate::ReplicateError;
 use crate::store::Store;
-use crate::telemetry::metrics as m;
 
 /// Builds the replicator when `[replicate]` is on, restoring a missing control.db first.
 pub async fn start_replication(
@@ -171,45 +170,6 @@ pub async fn reopen_unshipped_tenants(store: &Store, r: &Replicator) {
     }
 }
 
-/// Scheduled verification of control.db's replica, exposed as metrics.
-pub fn spawn_verifier(cfg: &Config) -> tokio::task::JoinHandle<()> {
-    let r = cfg.replicate.clone();
-    let tmp = cfg.store.data_dir.join(".replicate");
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(r.verify_interval_secs));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let res = async {
-                let client = open_destination(&r.url, &r.s3).await?.at("control");
-                tokio::fs::create_dir_all(&tmp)
-                    .await
-                    .map_err(ReplicateError::io("create directory", &tmp))?;
-                restore::verify(client, &tmp, r.upload_concurrency).await
-            }
-            .await;
-            match res {
-                Ok(rep) => {
-                    metrics::counter!(m::REPLICATION_VERIFY_TOTAL, "outcome" => "ok").increment(1);
-                    metrics::gauge!(m::REPLICATION_VERIFY_LAST_SUCCESS_SECONDS)
-                        .set(crate::replicate::replica::now_secs());
-                    tracing::info!(
-                        txid = rep.txid,
-                        pages = rep.page_count,
-                        "replica of control.db verified"
-                    );
-                }
-                Err(e) => {
-                    metrics::counter!(m::REPLICATION_VERIFY_TOTAL, "outcome" => "failed")
-                        .increment(1);
-                    tracing::error!(error = %e, "replica verification of control.db failed");
-                }
-            }
-        }
-    })
-}
-
 /// Logs when replication falls behind its bounds and when it is back. Lag and WAL gauges
 /// are computed from every database's status; refreshing them on the sync interval keeps
 /// /metrics current without anyone polling /readyz.
@@ -231,6 +191,7 @@ pub fn spawn_health_watch(cfg: &Config, r: &Replicator) -> tokio::task::JoinHand
                 _ => {}
             }
             was_bad = h.problem.is_some();
+            r.verify_board().publish();
         }
     })
 }
@@ -241,13 +202,21 @@ pub struct Watchers {
 }
 
 impl Watchers {
-    /// The health watch, and the scheduled verifier when `replicate.verify_interval_secs`
-    /// is set; nothing without replication.
-    pub fn spawn(cfg: &Config, replicator: Option<&Replicator>) -> Watchers {
+    /// The health watch, and the scheduled verifier of every database's replica unless
+    /// `replicate.verify_interval_secs` is 0; nothing without replication.
+    pub fn spawn(
+        cfg: &Config,
+        store: &std::sync::Arc<Store>,
+        replicator: Option<&Replicator>,
+    ) -> Watchers {
         let mut tasks = Vec::new();
         if let Some(r) = replicator {
             if cfg.replicate.verify_interval_secs > 0 {
-                tasks.push(spawn_verifier(cfg));
+                tasks.push(super::verifier::spawn(
+                    cfg,
+                    std::sync::Arc::clone(store),
+                    r.clone(),
+                ));
             }
             tasks.push(spawn_health_watch(cfg, r));
         }

@@ -58,9 +58,16 @@ pub struct ReplicateConfig {
     /// At start, before listening: restore a missing control.db from the replica if one
     /// exists, then every tenant database control.db lists whose file is missing.
     pub restore_on_start: bool,
-    /// Restore control.db's replica to a temporary file under `<data_dir>/.replicate` and
-    /// check its integrity this often (seconds); 0 turns scheduled verification off.
+    /// Every this many seconds, restore the replicas of the next databases in rotation
+    /// (control.db, then every tenant database) to a temporary file under
+    /// `<data_dir>/.replicate/verify`, check integrity and the TXID against the live
+    /// database; 0 turns scheduled verification off.
     pub verify_interval_secs: u64,
+    /// Most databases verified per interval.
+    pub verify_max_databases: usize,
+    /// Most replica bytes downloaded per interval (the database that crosses it is the
+    /// last of that pass; at least one database is verified per pass).
+    pub verify_max_bytes: u64,
     /// S3 settings (for `s3://` URLs).
     pub s3: S3Config,
 }
@@ -87,7 +94,9 @@ impl Default for ReplicateConfig {
             l0_retention_secs: 300,
             startup_compact_l0_files: 100,
             restore_on_start: true,
-            verify_interval_secs: 0,
+            verify_interval_secs: 60,
+            verify_max_databases: 10,
+            verify_max_bytes: 1024 * 1024 * 1024,
             s3: S3Config::default(),
         }
     }
@@ -210,6 +219,16 @@ impl ReplicateConfig {
             r.snapshot_interval_secs > 0,
             "replicate.snapshot_interval_secs",
             "at least 1 second",
+        );
+        check(
+            (1..=10_000).contains(&r.verify_max_databases),
+            "replicate.verify_max_databases",
+            "a count from 1 to 10000",
+        );
+        check(
+            r.verify_max_bytes >= 1024 * 1024,
+            "replicate.verify_max_bytes",
+            "at least 1048576 bytes",
         );
         check(
             matches!(r.s3.sse.as_str(), "" | "AES256" | "aws:kms"),

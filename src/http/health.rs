@@ -20,6 +20,11 @@ pub async fn healthz() -> Response {
 
 /// The node can do its job: not shutting down, control.db accepts the write lock, and (with
 /// replication on) no database's replication lag or WAL is past its configured bound.
+///
+/// Scheduled replica verification is reported under `checks.replica_verify` (oldest age,
+/// failed databases, up to ten named) but never makes the node unready: a replica that does
+/// not verify is an operator's alert, and taking the node out of service neither repairs
+/// it nor protects new data — shipping goes on either way.
 pub async fn readyz(State(st): State<AppState>) -> Result<Response, ApiError> {
     if st.shutting_down.load(Ordering::Relaxed) {
         return Err(ApiError::new(ErrorKind::ShuttingDown, "shutting down"));
@@ -31,7 +36,11 @@ pub async fn readyz(State(st): State<AppState>) -> Result<Response, ApiError> {
     }
     match tokio::time::timeout(Duration::from_secs(2), st.store.ready()).await {
         Ok(Ok(())) => {
-            Ok(Json(json!({"status": "ready", "checks": {"store": "ok"}})).into_response())
+            let mut checks = json!({"store": "ok"});
+            if let Some(r) = &st.replication {
+                checks["replica_verify"] = json!(r.verify_board().summary());
+            }
+            Ok(Json(json!({"status": "ready", "checks": checks})).into_response())
         }
         Ok(Err(e)) => Err(ApiError::new(
             ErrorKind::Unavailable,

@@ -24,6 +24,7 @@ pub mod runtime_error;
 pub mod s3_client;
 pub mod status;
 pub mod url;
+pub mod verify_board;
 pub mod wal;
 
 pub use error::{CodecErrorKind, Error, Result};

@@ -281,6 +281,7 @@ pub struct VerifyReport {
     pub page_size: u32,
     pub size: u64,
     pub files: usize,
+    pub downloaded_bytes: u64,
 }
 
 /// Restores the latest state into a temporary file and runs `PRAGMA integrity_check`.
@@ -312,6 +313,7 @@ pub async fn verify(
                     page_size: rep.applied.last.page_size,
                     size: rep.applied.db_size,
                     files: rep.files,
+                    downloaded_bytes: rep.downloaded_bytes,
                 }),
                 Ok(msgs) => Err(ReplicateError::Integrity {
                     path: out.clone(),

@@ -29,11 +29,13 @@ use crate::replicate::status::watch_while_syncing;
 pub use crate::replicate::status::DbStatus;
 
 mod final_ship;
+mod positions;
 use crate::replicate::url::Destination;
 use crate::store::{
     BoxFuture, CheckpointMode, CheckpointResult, Db, DbObserver, ExternalDb, StoreError, WeakDb,
 };
 use crate::telemetry::metrics as m;
+pub use positions::LivePosition;
 
 /// Runtime settings derived from `[replicate]`.
 #[derive(Debug, Clone)]
@@ -128,6 +130,7 @@ struct Shared {
     /// Set when a shutdown begins: one deadline for every database's final ship, so a
     /// shutdown closing many databases is bounded by the timeout once, not per database.
     stop_deadline: Mutex<Option<Instant>>,
+    verify_board: Arc<crate::replicate::verify_board::VerifyBoard>,
 }
 
 struct TaskHandle {
@@ -172,6 +175,7 @@ impl Replicator {
                 tasks: Mutex::new(HashMap::new()),
                 unshipped: Mutex::new(HashSet::new()),
                 stop_deadline: Mutex::new(None),
+                verify_board: Arc::default(),
             }),
         }
     }

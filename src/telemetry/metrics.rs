@@ -29,6 +29,8 @@ pub const REPLICATION_SYNC_ERRORS_TOTAL: &str = "gleaner_replication_sync_errors
 pub const REPLICATION_VERIFY_TOTAL: &str = "gleaner_replication_verify_total";
 pub const REPLICATION_VERIFY_LAST_SUCCESS_SECONDS: &str =
     "gleaner_replication_verify_last_success_timestamp_seconds";
+pub const REPLICATION_VERIFY_OLDEST_AGE: &str = "gleaner_replication_verify_oldest_age_seconds";
+pub const REPLICATION_VERIFY_FAILED_DATABASES: &str = "gleaner_replication_verify_failed_databases";
 pub const AUDIT_SUPPRESSED_TOTAL: &str = "gleaner_audit_suppressed_total";
 pub const AUDIT_CHECKPOINT_SEQ: &str = "gleaner_audit_checkpoint_seq";
 pub const AUDIT_CHECKPOINT_ENTRIES: &str = "gleaner_audit_checkpoint_entries";
@@ -156,7 +158,16 @@ fn describe_replication() {
     );
     describe_counter!(
         REPLICATION_VERIFY_TOTAL,
-        "Scheduled replica verifications, by outcome (ok, failed)."
+        "Scheduled replica verifications, by outcome (ok, failed, unavailable)."
+    );
+    describe_gauge!(
+        REPLICATION_VERIFY_OLDEST_AGE,
+        Unit::Seconds,
+        "Age of the oldest last good verification over every database (since start-up until one full rotation is done)."
+    );
+    describe_gauge!(
+        REPLICATION_VERIFY_FAILED_DATABASES,
+        "Databases whose last scheduled verification failed (per-database detail on /readyz)."
     );
     describe_gauge!(
         REPLICATION_VERIFY_LAST_SUCCESS_SECONDS,

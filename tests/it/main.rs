@@ -50,6 +50,7 @@ mod replicate_faults;
 mod replicate_hooks;
 mod replicate_resume;
 mod replicate_s3;
+mod replicate_verify;
 mod sample_site;
 mod server;
 mod sources_reference;
