@@ -7,6 +7,9 @@
 //! `POST /_control/session-pages/{n}` makes each session expire after `n` detail pages (0:
 //! never), as the registries whose sessions last seconds do, and
 //! `POST /_control/sessions-closed/{0|1}` stops the listings from opening new sessions.
+//! `POST /_control/layout/{n}` redesigns the listings (2: rows are `tr.entry`, not
+//! `tr.result`, so an extractor written for the old layout finds nothing; 0 or 1: the
+//! original), as a site relaunch does.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -39,6 +42,8 @@ struct SiteState {
     session_pages: Arc<AtomicU32>,
     /// Listings open no new session.
     sessions_closed: Arc<AtomicBool>,
+    /// The listings' layout (see the module header).
+    layout: Arc<AtomicU32>,
     /// Live sessions and the detail pages each has shown (only while pages are limited).
     live: Arc<Mutex<HashMap<String, u32>>>,
 }
@@ -71,6 +76,7 @@ pub fn router(entities: u32) -> Router {
         tokens: Arc::new(Mutex::new(VecDeque::new())),
         session_pages: Arc::new(AtomicU32::new(0)),
         sessions_closed: Arc::new(AtomicBool::new(false)),
+        layout: Arc::new(AtomicU32::new(0)),
         live: Arc::new(Mutex::new(HashMap::new())),
     };
     Router::new()
@@ -89,6 +95,7 @@ pub fn router(entities: u32) -> Router {
         .route("/_control/revision/{n}", post(set_revision))
         .route("/_control/session-pages/{n}", post(set_session_pages))
         .route("/_control/sessions-closed/{n}", post(set_sessions_closed))
+        .route("/_control/layout/{n}", post(set_layout))
         .with_state(st)
 }
 
@@ -144,7 +151,14 @@ async fn listing(
     let Some(html) = site.listing_html(page, UrlStyle::Jsp) else {
         return (StatusCode::NOT_FOUND, "no such page").into_response();
     };
-    let etag = etag_for("list", page, &site);
+    let mut etag = etag_for("list", page, &site);
+    let layout = st.layout.load(Ordering::Relaxed);
+    let html = if layout >= 2 {
+        etag = format!("\"{}-l{layout}\"", etag.trim_matches('"'));
+        html.replace("<tr class=\"result\">", "<tr class=\"entry\">")
+    } else {
+        html
+    };
     let mut resp = if not_modified(&headers, &etag) {
         (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response()
     } else {
@@ -325,6 +339,11 @@ async fn api(State(st): State<SiteState>, headers: HeaderMap, Query(q): Query<Ap
 
 async fn set_revision(State(st): State<SiteState>, Path(n): Path<u32>) -> StatusCode {
     st.revision.store(n, Ordering::Relaxed);
+    StatusCode::NO_CONTENT
+}
+
+async fn set_layout(State(st): State<SiteState>, Path(n): Path<u32>) -> StatusCode {
+    st.layout.store(n, Ordering::Relaxed);
     StatusCode::NO_CONTENT
 }
 

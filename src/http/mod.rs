@@ -24,6 +24,7 @@ pub mod openapi;
 mod record_json;
 mod records;
 mod routes;
+mod run_review;
 mod server;
 mod source_cursors;
 mod tenants;

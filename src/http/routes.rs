@@ -12,8 +12,8 @@ use http::Method;
 
 use super::error::ApiError;
 use super::{
-    audit, changes, connections, harvest, health, keys, openapi, records, source_cursors, tenants,
-    usage, AppState,
+    audit, changes, connections, harvest, health, keys, openapi, records, run_review,
+    source_cursors, tenants, usage, AppState,
 };
 use crate::auth::Permission;
 use crate::error::ErrorKind;
@@ -244,6 +244,11 @@ fn source_routes(r: Routes) -> Routes {
         "/v1/tenants/{tenant}/sources/{source}/runs/{run}",
         Some(P::ReadSources),
         harvest::get_run,
+    )
+    .post(
+        "/v1/tenants/{tenant}/sources/{source}/runs/{run}/accept",
+        Some(P::WriteSources),
+        run_review::accept,
     )
     .get(
         "/v1/tenants/{tenant}/sources/{source}/cursor",

@@ -54,6 +54,7 @@ mod query;
 mod reader;
 mod records;
 mod registry;
+mod run_guard;
 mod runs;
 mod schema;
 #[cfg(test)]
@@ -91,6 +92,7 @@ pub use frontier::{
 pub use hooks::{BoxFuture, DbObserver, ExternalDb};
 pub use oauth_tokens::{OAuthTokenRow, MAX_SECRET_LIST};
 pub use records::{PutOutcome, RecordWrite, StoredRecord};
+pub use run_guard::AcceptOutcome;
 pub use runs::{RunEnd, RunRow, MAX_RUN_LIST};
 pub use schema::DbKind;
 pub use sources::{SourceRow, SourceWrite, MAX_SOURCE_LIST};

@@ -49,6 +49,8 @@ pub const HARVEST_RUN_DURATION_SECONDS: &str = "gleaner_harvest_run_duration_sec
 pub const HARVEST_RUNS_TOTAL: &str = "gleaner_harvest_runs_total";
 pub const HARVEST_STALE_SOURCES: &str = "gleaner_harvest_stale_sources";
 pub const HARVEST_EMPTY_RUNS_TOTAL: &str = "gleaner_harvest_empty_runs_total";
+/// Complete runs held as `anomalous` by the anomaly guard, by `rule` (removed, dropped).
+pub const HARVEST_ANOMALOUS_RUNS_TOTAL: &str = "gleaner_harvest_anomalous_runs_total";
 
 /// Latency buckets (seconds) shared by every `_seconds` histogram.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -223,6 +225,10 @@ fn describe_harvest() {
     describe_counter!(
         HARVEST_EMPTY_RUNS_TOTAL,
         "Full harvest runs that succeeded but found no records (a wrong path, credential or site change)."
+    );
+    describe_counter!(
+        HARVEST_ANOMALOUS_RUNS_TOTAL,
+        "Complete harvest runs held as anomalous (their removals wait for an operator), by rule (removed, dropped)."
     );
     describe_gauge!(
         HARVEST_STALE_SOURCES,

@@ -230,6 +230,13 @@ fn calls() -> Vec<Call> {
             404,
         ),
         c(
+            "POST",
+            "/v1/tenants/{tenant}/sources/{source}/runs/{run}/accept",
+            P::WriteSources,
+            None,
+            404,
+        ),
+        c(
             "GET",
             "/v1/tenants/{tenant}/sources/{source}/cursor",
             P::ReadSources,

@@ -39,6 +39,7 @@ mod file_modes;
 mod harvest_api;
 mod harvest_demo;
 mod harvest_extract;
+mod harvest_guard;
 mod harvest_resume;
 mod harvest_runtime;
 mod harvest_webhooks;

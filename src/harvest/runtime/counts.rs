@@ -47,6 +47,7 @@ counts! {
     records_changed: "Records whose content changed (a new version).",
     records_unchanged: "Records seen again unchanged.",
     records_removed: "Records missing from a complete run, marked removed.",
+    removals_held: "Records a run held as anomalous would have marked removed (applied when it is accepted).",
     links_dropped: "Links not followed because the source's page cap was reached.",
     warnings: "Per-record extraction warnings.",
     session_renewals: "Times the site's session was renewed after a page showed it lost.",

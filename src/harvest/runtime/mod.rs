@@ -12,6 +12,7 @@
 //! store. Runs of one source never overlap; `harvest.max_concurrent_runs` bounds how many
 //! run at once.
 
+mod anomaly;
 mod auth;
 mod connections;
 mod cookies;
@@ -156,6 +157,7 @@ impl Harvester {
         let fetcher = fetch::Fetcher::new(&cfg).map_err(HarvestError::Client)?;
         let hosts = politeness::Politeness::new(cfg.max_hosts, cfg.per_host_concurrency as usize);
         let (shutdown, _) = watch::channel(false);
+        anomaly::register_metrics();
         Ok(Arc::new(Harvester {
             slots: Arc::new(Semaphore::new(cfg.max_concurrent_runs)),
             cfg,

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
 use tracing::Instrument;
 use url::Url;
 
+use super::anomaly;
 use super::cookies::RunJar;
 use super::counts::{bump, Counters, ErrorLog, RunCounts, RunError};
 use super::dict_training::status_ok_for_training;
@@ -36,8 +37,10 @@ pub struct RunSummary {
     pub run_id: i64,
     pub tenant: String,
     pub source: String,
-    /// `succeeded`, `partial` (some URLs failed), `failed`, `interrupted` (resumable) or
-    /// `paused` (the daily request budget ran out; resumable).
+    /// `succeeded`, `partial` (some URLs failed), `failed`, `interrupted` (resumable),
+    /// `paused` (the daily request budget ran out; resumable) or `anomalous` (complete, but
+    /// its counts strayed from the source's baseline: its removals wait for an operator to
+    /// accept it, which makes it `accepted`).
     pub status: String,
     /// The whole frontier was worked through without errors; removals were marked.
     pub complete: bool,
@@ -411,7 +414,14 @@ impl Harvester {
             && snap.errors == 0
             && snap.links_dropped == 0;
         let mut message = fatal.clone();
-        if complete && run.full && marks_removals(&run.def) {
+        let marks = marks_removals(&run.def);
+        // A complete full run is judged before it marks anything: a held one marks nothing.
+        let held = if complete && run.full {
+            anomaly::check(&run, marks).await
+        } else {
+            None
+        };
+        if complete && run.full && marks && held.is_none() {
             match run
                 .db
                 .mark_removed(&run.source, run.run_id, run.started_ms)
@@ -454,9 +464,14 @@ impl Harvester {
             } else {
                 "failed"
             }
+        } else if held.is_some() {
+            "anomalous"
         } else {
             "succeeded"
         };
+        if let Some(why) = held {
+            message = Some(join(message, why));
+        }
         if budget_hit && message.is_none() {
             message = Some(
                 "the source's requests_per_day budget is spent; the next run resumes here".into(),

@@ -21,6 +21,7 @@
 //! works); [`SourceDef::validate`] then checks everything that spans fields or ranges and
 //! reports all problems at once.
 
+mod anomaly;
 mod auth;
 mod connection;
 mod csv;
@@ -39,6 +40,7 @@ mod sitemap;
 mod values;
 mod webhook;
 
+pub use self::anomaly::Guard;
 pub use self::auth::Auth;
 pub use self::connection::{ConnectionDef, ConnectionName, MAX_CONNECTION_BYTES};
 pub use self::csv::CsvSource;
@@ -90,10 +92,13 @@ pub struct Common {
     pub politeness: Politeness,
     #[serde(default)]
     pub history: History,
+    /// The anomaly guard's bounds (on by default).
+    #[serde(default)]
+    pub guard: Guard,
 }
 
 /// The keys of [`Common`], which [`SourceDef::from_value`] routes to it.
-const COMMON_KEYS: [&str; 7] = [
+const COMMON_KEYS: [&str; 8] = [
     "id",
     "schedule",
     "freshness",
@@ -101,6 +106,7 @@ const COMMON_KEYS: [&str; 7] = [
     "connection",
     "politeness",
     "history",
+    "guard",
 ];
 
 /// The kind-specific part of a definition.
@@ -339,6 +345,7 @@ impl SourceDef {
         }
         c.at("politeness", |c| cm.politeness.check(c));
         c.at("history", |c| cm.history.check(c));
+        c.at("guard", |c| cm.guard.check(c));
         match &self.spec {
             SourceSpec::Html(s) => s.check(c),
             SourceSpec::Json(s) => s.check(c),

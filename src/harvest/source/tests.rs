@@ -370,6 +370,7 @@ fn common_keys_match_the_common_struct() {
         connection: Some(ConnectionName::parse("c").unwrap()),
         politeness: Politeness::default(),
         history: History::default(),
+        guard: Guard::default(),
     };
     let v = serde_json::to_value(&c).unwrap();
     let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
@@ -377,4 +378,34 @@ fn common_keys_match_the_common_struct() {
     let mut expected = COMMON_KEYS.map(String::from).to_vec();
     expected.sort();
     assert_eq!(keys, expected);
+}
+
+#[test]
+fn guard_bounds_are_validated_and_unknown_guard_keys_refused() {
+    let base = "id = \"reg\"\nkind = \"html\"\nstart_urls = [\"https://reg.example/list\"]\n\
+                [extract]\nrecord = \"tr\"\nkey = { field = \"k\" }\nfields.k = { selector = \"td\" }\n";
+    let def = SourceDef::parse_toml(base).unwrap();
+    assert_eq!(def.common.guard, Guard::default());
+    assert!(def.common.guard.enabled, "on by default");
+    let text = format!(
+        "guard = {{ window = 60, min_runs = 1, max_removed_ratio = 0.0, max_drop_ratio = 1.5, max_deviations = -1.0 }}\n{base}"
+    );
+    let errs = toml_errors(&text);
+    let fields: Vec<&str> = errs.iter().map(|e| e.split(':').next().unwrap()).collect();
+    for f in [
+        "guard.window",
+        "guard.min_runs",
+        "guard.max_removed_ratio",
+        "guard.max_drop_ratio",
+        "guard.max_deviations",
+    ] {
+        assert!(fields.contains(&f), "{f} missing from {errs:#?}");
+    }
+    let errs = toml_errors(&format!("guard = {{ min_runs = 6 }}\n{base}"));
+    assert!(errs[0].contains("must not exceed window (5)"), "{errs:?}");
+    let errs = toml_errors(&format!("guard = {{ max_removed = 0.3 }}\n{base}"));
+    assert!(
+        errs[0].starts_with("guard.max_removed: unknown field"),
+        "{errs:?}"
+    );
 }
