@@ -135,8 +135,19 @@ pub fn describe(s: &RunSummary) -> String {
         c.bytes as f64 / 1e6
     );
     out += &format!(
-        "  records: {} new · {} changed · {} unchanged · {} removed\n",
-        c.records_new, c.records_changed, c.records_unchanged, c.records_removed
+        "  records: {} new · {} changed · {} unchanged · {} removed{}\n",
+        c.records_new,
+        c.records_changed,
+        c.records_unchanged,
+        c.records_removed,
+        if c.removals_held > 0 {
+            format!(
+                " · {} removals held until the run is accepted",
+                c.removals_held
+            )
+        } else {
+            String::new()
+        }
     );
     out += &format!(
         "  took {secs:.1} s ({:.0} pages/s)\n",

@@ -77,8 +77,8 @@ impl TenantDb {
             .await
     }
 
-    /// Applies the removals of `source`'s run `id` held as `anomalous` and marks it
-    /// `accepted`, in one transaction (a second accept finds it accepted).
+    /// Applies the removals of `source`'s run `id` held as `anomalous` (if it held any)
+    /// and marks it `accepted`, in one transaction (a second accept finds it accepted).
     pub async fn accept_run(
         &self,
         source: &str,
@@ -89,28 +89,34 @@ impl TenantDb {
         self.0
             .write(move |c| {
                 let e = StoreError::from_sqlite;
-                let run: Option<(String, i64)> = c
+                let run: Option<(String, i64, i64)> = c
                     .query_row(
-                        "SELECT status, started_ms FROM harvest_runs WHERE source = ?1 AND id = ?2",
+                        "SELECT status, started_ms, coalesce(json_extract(counts, '$.removals_held'), 0)
+                         FROM harvest_runs WHERE source = ?1 AND id = ?2",
                         params![source, id],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
                     .optional()
                     .map_err(e)?;
-                let Some((status, started_ms)) = run else {
+                let Some((status, started_ms, held)) = run else {
                     return Ok(AcceptOutcome::NotFound);
                 };
                 if status != "anomalous" {
                     return Ok(AcceptOutcome::NotAnomalous(status));
                 }
-                super::changes::note_removals(c, &source, id, started_ms)?;
-                let removed = c
-                    .execute(
+                // A run held for a drop in records seen (a feed) held no removals: its
+                // source never marks any, so accepting it only accepts the run.
+                let removed = if held > 0 {
+                    super::changes::note_removals(c, &source, id, started_ms)?;
+                    c.execute(
                         "UPDATE records SET removed_run = ?2
                          WHERE source = ?1 AND last_seen_ms < ?3 AND removed_run IS NULL",
                         params![source, id, started_ms],
                     )
-                    .map_err(e)? as u64;
+                    .map_err(e)? as u64
+                } else {
+                    0
+                };
                 c.execute(
                     "UPDATE harvest_runs SET status = 'accepted',
                          counts = json_set(counts, '$.records_removed', ?2, '$.removals_held', 0),
@@ -122,5 +128,82 @@ impl TenantDb {
                 Ok(AcceptOutcome::Accepted { removed })
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AcceptOutcome;
+    use crate::config::StoreConfig;
+    use crate::store::{encode_payload, CheckpointPolicy, RecordWrite, RunEnd, Store};
+    use crate::tenant::TenantId;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn accepting_applies_held_removals_only_and_only_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..StoreConfig::default()
+        };
+        let store = Store::open(&cfg, CheckpointPolicy::External).await.unwrap();
+        let t = TenantId::parse("acme").unwrap();
+        store.create_tenant(&t, "Acme").await.unwrap();
+        let db = store.tenant_db(&t).await.unwrap();
+        for (source, key, seen) in [("a", "old", 1000), ("a", "new", 3000), ("f", "old", 1000)] {
+            db.put_record(RecordWrite {
+                source: source.into(),
+                key: key.into(),
+                payload: encode_payload(&serde_json::json!({ "k": key })).unwrap(),
+                seen_ms: seen,
+            })
+            .await
+            .unwrap();
+        }
+        let held = |source: &'static str, n: u64| {
+            let db = db.clone();
+            async move {
+                let id = db.start_run(source, "test", 2000).await.unwrap();
+                let end = RunEnd {
+                    status: "anomalous".into(),
+                    complete: true,
+                    counts: format!("{{\"removals_held\": {n}}}"),
+                    errors: "[]".into(),
+                    message: None,
+                    ended_ms: 2500,
+                };
+                db.finish_run(id, end).await.unwrap();
+                id
+            }
+        };
+        let a = held("a", 1).await;
+        assert_eq!(db.would_remove("a", 2000).await.unwrap(), 1);
+        assert_eq!(
+            db.accept_run("a", a, "ok".into()).await.unwrap(),
+            AcceptOutcome::Accepted { removed: 1 }
+        );
+        assert_eq!(
+            db.removed_records("a", 10).await.unwrap(),
+            vec![("old".into(), a)]
+        );
+        let run = db.get_run("a", a).await.unwrap().unwrap();
+        assert_eq!(run.status, "accepted");
+        assert_eq!(run.counts["records_removed"], 1);
+        assert_eq!(
+            db.accept_run("a", a, "again".into()).await.unwrap(),
+            AcceptOutcome::NotAnomalous("accepted".into())
+        );
+        assert_eq!(
+            db.accept_run("a", 999, "x".into()).await.unwrap(),
+            AcceptOutcome::NotFound
+        );
+        // The baseline takes accepted runs.
+        assert_eq!(db.guard_baseline("a", 5).await.unwrap().len(), 1);
+        // A run held for a drop (a feed) held no removals: accepting it removes nothing.
+        let f = held("f", 0).await;
+        assert_eq!(
+            db.accept_run("f", f, "ok".into()).await.unwrap(),
+            AcceptOutcome::Accepted { removed: 0 }
+        );
+        assert!(db.removed_records("f", 10).await.unwrap().is_empty());
     }
 }

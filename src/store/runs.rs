@@ -21,7 +21,8 @@ pub struct RunRow {
     pub status: String,
     pub started_ms: i64,
     pub ended_ms: Option<i64>,
-    /// The run reached the end of its frontier without errors (removals were marked).
+    /// The run reached the end of its frontier without errors (removals were marked, or,
+    /// for an `anomalous` run, held until it is accepted).
     pub complete: bool,
     pub counts: serde_json::Value,
     pub errors: serde_json::Value,

@@ -230,6 +230,11 @@ fn describe_harvest() {
         HARVEST_ANOMALOUS_RUNS_TOTAL,
         "Complete harvest runs held as anomalous (their removals wait for an operator), by rule (removed, dropped)."
     );
+    // Exported at 0 from the start: the alert's `increase()` needs a sample before the
+    // first held run to see it.
+    for rule in ["removed", "dropped"] {
+        ::metrics::counter!(HARVEST_ANOMALOUS_RUNS_TOTAL, "rule" => rule).increment(0);
+    }
     describe_gauge!(
         HARVEST_STALE_SOURCES,
         "Sources whose last successful run is older than their freshness threshold."

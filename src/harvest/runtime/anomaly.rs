@@ -71,14 +71,6 @@ pub(super) async fn check(run: &Run, marks: bool) -> Option<String> {
     })
 }
 
-/// Exports the counter's series at 0 from the start: the alert's `increase()` needs a
-/// sample before the first held run to see it.
-pub(super) fn register_metrics() {
-    for rule in ["removed", "dropped"] {
-        metrics::counter!(m::HARVEST_ANOMALOUS_RUNS_TOTAL, "rule" => rule).increment(0);
-    }
-}
-
 /// How a held run's message starts.
 pub const ANOMALOUS: &str = "anomalous";
 

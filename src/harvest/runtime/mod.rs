@@ -157,7 +157,6 @@ impl Harvester {
         let fetcher = fetch::Fetcher::new(&cfg).map_err(HarvestError::Client)?;
         let hosts = politeness::Politeness::new(cfg.max_hosts, cfg.per_host_concurrency as usize);
         let (shutdown, _) = watch::channel(false);
-        anomaly::register_metrics();
         Ok(Arc::new(Harvester {
             slots: Arc::new(Semaphore::new(cfg.max_concurrent_runs)),
             cfg,

@@ -42,7 +42,8 @@ pub struct RunSummary {
     /// its counts strayed from the source's baseline: its removals wait for an operator to
     /// accept it, which makes it `accepted`).
     pub status: String,
-    /// The whole frontier was worked through without errors; removals were marked.
+    /// The whole frontier was worked through without errors; removals were marked (held,
+    /// when the status is `anomalous`).
     pub complete: bool,
     pub resumed: bool,
     pub started_ms: i64,
