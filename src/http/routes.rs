@@ -250,6 +250,11 @@ fn source_routes(r: Routes) -> Routes {
         Some(P::WriteSources),
         run_review::accept,
     )
+    .post(
+        "/v1/tenants/{tenant}/sources/{source}/runs/{run}/dismiss",
+        Some(P::WriteSources),
+        run_review::dismiss,
+    )
     .get(
         "/v1/tenants/{tenant}/sources/{source}/cursor",
         Some(P::ReadSources),

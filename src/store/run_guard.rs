@@ -129,6 +129,44 @@ impl TenantDb {
             })
             .await
     }
+
+    /// Dismisses `source`'s run `id` held as `anomalous`: it stays out of the baseline and
+    /// its removals are never applied (the site was broken, not the data gone).
+    pub async fn dismiss_run(
+        &self,
+        source: &str,
+        id: i64,
+        note: String,
+    ) -> Result<AcceptOutcome, StoreError> {
+        let source = source.to_owned();
+        self.0
+            .write(move |c| {
+                let e = StoreError::from_sqlite;
+                let status: Option<String> = c
+                    .query_row(
+                        "SELECT status FROM harvest_runs WHERE source = ?1 AND id = ?2",
+                        params![source, id],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(e)?;
+                match status {
+                    None => Ok(AcceptOutcome::NotFound),
+                    Some(s) if s != "anomalous" => Ok(AcceptOutcome::NotAnomalous(s)),
+                    Some(_) => {
+                        c.execute(
+                            "UPDATE harvest_runs SET status = 'dismissed',
+                                 message = CASE WHEN message IS NULL THEN ?2 ELSE message || '; ' || ?2 END
+                             WHERE id = ?1",
+                            params![id, note],
+                        )
+                        .map_err(e)?;
+                        Ok(AcceptOutcome::Accepted { removed: 0 })
+                    }
+                }
+            })
+            .await
+    }
 }
 
 #[cfg(test)]

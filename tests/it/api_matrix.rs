@@ -237,6 +237,13 @@ fn calls() -> Vec<Call> {
             404,
         ),
         c(
+            "POST",
+            "/v1/tenants/{tenant}/sources/{source}/runs/{run}/dismiss",
+            P::WriteSources,
+            None,
+            404,
+        ),
+        c(
             "GET",
             "/v1/tenants/{tenant}/sources/{source}/cursor",
             P::ReadSources,

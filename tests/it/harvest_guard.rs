@@ -111,10 +111,31 @@ async fn a_relaunched_site_is_held_as_anomalous_until_accepted() {
         )
         .await;
     assert_eq!(st, 404);
+    // The second held run is dismissed: it never removes anything.
+    let again_id = again["id"].as_i64().unwrap();
+    let (st, v) = api
+        .call(
+            "POST",
+            &format!("{SRC}/runs/{again_id}/dismiss"),
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("dismissed")), "{v}");
+    let (st, _) = api
+        .call(
+            "POST",
+            &format!("{SRC}/runs/{again_id}/accept"),
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(st, 409);
     let audit = api
         .audit_actions("/v1/tenants/acme/audit", ADMIN_TOKEN)
         .await;
     assert!(audit.iter().any(|a| a == "run.accepted"), "{audit:?}");
+    assert!(audit.iter().any(|a| a == "run.dismissed"), "{audit:?}");
 
     // With the guard off, the same kind of run removes at once.
     let mut def = registry_json(site);

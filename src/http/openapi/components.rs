@@ -251,7 +251,7 @@ fn harvest_schemas() -> Value {
         "SourcePage": {"type": "object", "required": ["sources", "next"], "properties": {"sources": {"type": "array", "items": r("Source")}, "next": nullable("string")}},
         "RunStarted": {"type": "object", "required": ["run_id", "resumed", "url"], "properties": {"run_id": int, "resumed": {"type": "boolean"}, "url": str_}},
         "Run": {"type": "object", "required": ["id", "source", "trigger", "status", "started_ms", "complete"], "properties": {
-            "id": int, "source": str_, "trigger": str_, "status": {"type": "string", "enum": ["running", "succeeded", "partial", "failed", "interrupted", "paused", "anomalous", "accepted"]}, "started_ms": int, "ended_ms": opt_int,
+            "id": int, "source": str_, "trigger": str_, "status": {"type": "string", "enum": ["running", "succeeded", "partial", "failed", "interrupted", "paused", "anomalous", "accepted", "dismissed"]}, "started_ms": int, "ended_ms": opt_int,
             "complete": {"type": "boolean"}, "counts": {}, "errors": {}, "message": nullable("string")}},
         "RunPage": {"type": "object", "required": ["runs", "next_before"], "properties": {"runs": {"type": "array", "items": r("Run")}, "next_before": opt_int}},
         "SourceCursor": {"type": "object", "required": ["source", "incremental", "cursor"], "properties": {"source": str_, "incremental": {"type": "boolean"}, "cursor": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["basis", "value", "run_id", "updated_ms"], "properties": {"basis": str_, "value": str_, "run_id": int, "updated_ms": int}}]}}},

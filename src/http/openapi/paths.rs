@@ -267,6 +267,9 @@ fn source_paths() -> Value {
         "/v1/tenants/{tenant}/sources/{source}/runs/{run}/accept": {
             "post": op("Accept a run held as anomalous: apply the removals it held back (records not seen since it started, not removed since) and mark it accepted", P::WriteSources, vec![tenant_param(), source_param(), json!({"name": "run", "in": "path", "required": true, "schema": {"type": "integer", "format": "int64"}})], ("200", ok_json("The accepted run", r("Run"))), &["409"]),
         },
+        "/v1/tenants/{tenant}/sources/{source}/runs/{run}/dismiss": {
+            "post": op("Dismiss a run held as anomalous: its removals are never applied and it stays out of the baseline", P::WriteSources, vec![tenant_param(), source_param(), json!({"name": "run", "in": "path", "required": true, "schema": {"type": "integer", "format": "int64"}})], ("200", ok_json("The dismissed run", r("Run"))), &["409"]),
+        },
         "/v1/tenants/{tenant}/sources/{source}/cursor": {
             "get": op("The source's incremental cursor (null before its first complete run or after a reset)", P::ReadSources, vec![tenant_param(), source_param()], ("200", ok_json("The cursor", r("SourceCursor"))), &[]),
             "delete": op("Reset the incremental cursor: the next run starts over (also when there is none; a run in progress does not store its cursor)", P::WriteSources, vec![tenant_param(), source_param()], ("204", json!({"description": "Reset"})), &[]),
