@@ -2,13 +2,27 @@
 //! an ordinary change that stays `succeeded`, a relaunched layout whose run is held as
 //! `anomalous` with nothing marked removed, and accepting it, which applies the removals.
 
+use std::time::Duration;
+
+use crate::support::poll::eventually;
 use crate::support::{control, registry_json, sample_site, Api, Server, ADMIN_TOKEN};
 use serde_json::{json, Value};
 
 const SRC: &str = "/v1/tenants/acme/sources/registry";
 
 async fn run(api: &Api) -> Value {
-    let v = api.start_run("acme", "registry").await;
+    // The previous run's status is written a moment before its source is free again: a
+    // start in between answers 409 (already running), so it is retried.
+    let v = eventually(Duration::from_secs(20), "the source to be free", || async {
+        match api
+            .call("POST", &format!("{SRC}/runs"), Some(ADMIN_TOKEN), None)
+            .await
+        {
+            (202, v) => Ok(v),
+            (s, v) => Err(format!("{s}: {v}")),
+        }
+    })
+    .await;
     let id = v["run_id"].as_i64().unwrap();
     api.wait_run(&format!("{SRC}/runs/{id}")).await
 }

@@ -40,7 +40,7 @@ pub struct RunSummary {
     /// `succeeded`, `partial` (some URLs failed), `failed`, `interrupted` (resumable),
     /// `paused` (the daily request budget ran out; resumable) or `anomalous` (complete, but
     /// its counts strayed from the source's baseline: its removals wait for an operator to
-    /// accept it, which makes it `accepted`).
+    /// accept it, which makes it `accepted`, or dismiss it: `dismissed`).
     pub status: String,
     /// The whole frontier was worked through without errors; removals were marked (held,
     /// when the status is `anomalous`).
