@@ -303,8 +303,17 @@ impl Replica {
             if dirty && (due || now.duration_since(last) >= settings.level_intervals[i]) {
                 self.compact_now = false;
                 self.level_runs[i] = (now, false);
-                self.compact_level(i as u8 + 1, settings, cpu, uploads, work)
+                let wrote = self
+                    .compact_level(i as u8 + 1, settings, cpu, uploads, work)
                     .await?;
+                // The next level has new input now. Without this, a level that ran just
+                // before this one (their timers drift apart: start-up compaction resets
+                // level 1's) would wait for the next upload to take it.
+                if wrote {
+                    if let Some(next) = self.level_runs.get_mut(i + 1) {
+                        next.1 = true;
+                    }
+                }
                 did = true;
             }
         }
@@ -325,6 +334,7 @@ impl Replica {
     }
 
     /// Merges every file of `level - 1` above this level's highest TXID into one file.
+    /// True when it wrote one.
     async fn compact_level(
         &mut self,
         level: u8,
@@ -332,7 +342,7 @@ impl Replica {
         cpu: &CpuPool,
         uploads: &Semaphore,
         work: &Path,
-    ) -> Result<(), ReplicateError> {
+    ) -> Result<bool, ReplicateError> {
         let attempts = settings.upload_attempts;
         let hi = self
             .list(level, attempts)
@@ -359,10 +369,11 @@ impl Replica {
             run.push(f);
         }
         if run.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         self.merge_and_put(level, &run, settings, cpu, uploads, work)
-            .await
+            .await?;
+        Ok(true)
     }
 
     /// Writes `L9 1-N` for the latest state: the latest restore plan merged into one file.

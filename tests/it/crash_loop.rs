@@ -622,18 +622,32 @@ fn compact_and_prune(
                 Duration::from_secs(60),
                 &format!("{ctx}: the replica of {t} to take the write"),
             );
-            support::wait_until(
-                Duration::from_secs(60),
-                &format!("{ctx}: every level of {t} and one snapshot at the latest TXID"),
-                || {
-                    let lv = support::replica_levels(&b);
-                    let l0 = lv[0].2;
-                    lv.iter()
-                        .filter(|(l, _, _)| matches!(l, 1..=3 | 9))
-                        .all(|(_, _, max)| *max == l0)
-                        && lv.iter().any(|(l, n, _)| *l == 9 && *n == 1)
-                },
-            );
+            // Polled by hand so that a timeout shows the levels and what the server warned.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let lv = support::replica_levels(&b);
+                let l0 = lv[0].2;
+                let done = lv
+                    .iter()
+                    .filter(|(l, _, _)| matches!(l, 1..=3 | 9))
+                    .all(|(_, _, max)| *max == l0)
+                    && lv.iter().any(|(l, n, _)| *l == 9 && *n == 1);
+                if done {
+                    break;
+                }
+                log.extend(server.drain_log());
+                if Instant::now() > deadline {
+                    let warned: Vec<&String> = log
+                        .iter()
+                        .filter(|l| l.contains("\"WARN\"") || l.contains("\"ERROR\""))
+                        .collect();
+                    panic!(
+                        "{ctx}: every level of {t} and one snapshot at the latest TXID not \
+                         reached in 60 s; (level, files, max TXID): {lv:?}; warnings: {warned:#?}"
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
             if round > 1 {
                 support::wait_until(
                     Duration::from_secs(60),

@@ -6,7 +6,9 @@
 //!   there were, and the replica still restores to the local data;
 //! - a process that never lives as long as the level-1 compaction interval still compacts
 //!   a large L0 backlog: soon after a start with many L0 files a level-1 file exists, and
-//!   the replica restores to the local data.
+//!   the replica restores to the local data;
+//! - a compaction level takes what the level below produced after it ran, with no new
+//!   upload needed.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -225,4 +227,40 @@ fn startup_compacts_a_large_l0_backlog() {
         content(&db),
         "the restore differs from local"
     );
+}
+
+/// A level whose timer fires before the level below it has compacted must still take that
+/// level's new file, without waiting for another upload. Level 2 is due every second and
+/// level 1 every two, so after the tenant's first writes level 2 runs first (with nothing to
+/// take) and level 1 a second later; before the fix level 2 stayed behind until the next
+/// write, which in an idle database never comes.
+#[test]
+fn a_level_takes_what_the_level_below_compacted_after_it_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, replica) = (dir.path().join("data"), dir.path().join("replica"));
+    let mut env = base_env(&replica);
+    env.push(("GLEANER_REPLICATE__SYNC_INTERVAL_MS", "20".to_owned()));
+    env.push((
+        "GLEANER_REPLICATE__LEVEL_INTERVALS_SECS",
+        "[2, 1]".to_owned(),
+    ));
+    let env = env_ref(&env);
+    let rt = runtime();
+    let tenant_replica = Backend::File(replica.join("tenants").join(TENANT));
+
+    let server = Server::start(&data, &[], &env);
+    let api = Api::new(&server);
+    rt.block_on(api.create_tenant(TENANT));
+    rt.block_on(write(&api, "only", 3));
+    let level_max = |lv: &[(u8, usize, u64)], l: u8| lv.iter().find(|x| x.0 == l).map(|x| x.2);
+    wait_until(
+        Duration::from_secs(30),
+        "level 2 to reach level 1's highest TXID with no further write",
+        || {
+            let lv = support::replica_levels(&tenant_replica);
+            let (l1, l2) = (level_max(&lv, 1), level_max(&lv, 2));
+            l1.is_some_and(|m| m > 0) && l1 == l2 && l1 == level_max(&lv, 0)
+        },
+    );
+    assert!(server.stop().success(), "clean stop failed");
 }
