@@ -46,8 +46,7 @@ use super::extract::{ManageSecrets, ReadSources, Tenant, WriteSources};
 use super::{audit_entry, AppState};
 use crate::auth::Permission;
 use crate::error::ErrorKind;
-use crate::harvest::extract::push::SignatureError;
-use crate::harvest::runtime::{HarvestError, Harvester, PushOutcome};
+use crate::harvest::runtime::{HarvestError, Harvester};
 use crate::harvest::source::{DefinitionError, SourceDef, SourceId, SourceSpec};
 use crate::store::{MAX_RUN_LIST, MAX_SOURCE_LIST};
 use crate::telemetry::metrics as m;
@@ -370,16 +369,6 @@ pub(super) async fn push(
     };
     let out = match out {
         Ok(o) => o,
-        Err(HarvestError::Signature(e @ SignatureError::Replayed(_))) => {
-            // Verified, so it is the sender's own delivery again: counted, not stored.
-            metrics::counter!(m::PUSH_REFUSED_TOTAL, "reason" => e.reason()).increment(1);
-            tracing::info!(tenant = %t.as_str(), source = %id, "duplicate delivery taken as a no-op: {e}");
-            PushOutcome {
-                source: id.to_string(),
-                duplicate: true,
-                ..PushOutcome::default()
-            }
-        }
         Err(HarvestError::Signature(e)) => {
             // Counted and audited (throttled per address), nothing of it stored.
             metrics::counter!(m::PUSH_REFUSED_TOTAL, "reason" => e.reason()).increment(1);

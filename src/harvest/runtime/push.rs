@@ -35,9 +35,8 @@ pub struct PushOutcome {
     pub new: u64,
     pub changed: u64,
     pub unchanged: u64,
-    /// The delivery was one already taken (a provider's retry after a lost answer, or a
-    /// replay): nothing was stored or fetched again, and it is answered 200 so that the
-    /// provider stops retrying — a 4xx would make Stripe or GitHub retry it for days.
+    /// The delivery was one already taken ([`Verdict::Duplicate`]): nothing was stored or
+    /// fetched again.
     pub duplicate: bool,
 }
 
@@ -88,17 +87,38 @@ impl Drop for Admitted<'_> {
     }
 }
 
+/// What a verified push goes on with: the source and the replay entries it took, or
+/// nothing, because the sender already delivered it.
+enum Verdict<'a> {
+    Take(PushSource, Option<Admitted<'a>>),
+    /// The same signed content or event id was taken before: a provider's retry after a
+    /// lost answer, or a replay. Answered as a success that stores nothing, so that the
+    /// provider stops retrying (a 4xx makes Stripe or GitHub retry for days).
+    Duplicate,
+}
+
+/// The answer to a duplicate delivery; counted with the refusals (`reason="replayed"`).
+fn duplicate(tenant: &TenantId, source: &str) -> PushOutcome {
+    metrics::counter!(m::PUSH_REFUSED_TOTAL, "reason" => "replayed").increment(1);
+    tracing::info!(%tenant, source, "duplicate delivery taken as a no-op");
+    PushOutcome {
+        source: source.to_owned(),
+        duplicate: true,
+        ..PushOutcome::default()
+    }
+}
+
 impl Harvester {
     /// Verifies the signature of a body sent to push source `source` (when it requires
     /// one) and records the event against replays; returns the source's definition for
-    /// the caller to go on with.
+    /// the caller to go on with, or that the delivery is a duplicate.
     async fn verified_push_source(
         &self,
         tenant: &TenantId,
         source: &str,
         headers: &[(&str, &str)],
         body: &bytes::Bytes,
-    ) -> Result<(PushSource, Option<Admitted<'_>>), HarvestError> {
+    ) -> Result<Verdict<'_>, HarvestError> {
         let (_, def) = self.source(tenant, source).await?;
         let SourceSpec::Push(src) = def.spec else {
             return Err(HarvestError::WrongKind {
@@ -107,7 +127,7 @@ impl Harvester {
             });
         };
         let Some(sig) = &src.signature else {
-            return Ok((src, None));
+            return Ok(Verdict::Take(src, None));
         };
         let db = self.store.tenant_db(tenant).await?;
         let secret = resolve_secret(&sig.secret, &db, tenant.as_str()).await?;
@@ -142,7 +162,7 @@ impl Harvester {
                 scheme.replay_capacity,
             );
         match admitted {
-            Ok(()) => Ok((
+            Ok(()) => Ok(Verdict::Take(
                 src,
                 Some(Admitted {
                     store: &self.replays,
@@ -151,12 +171,7 @@ impl Harvester {
                     kept: false,
                 }),
             )),
-            Err(replay::Refused::Seen) => Err(SignatureError::Replayed(
-                verified
-                    .event_id
-                    .map_or_else(|| "with this signature".into(), |id| format!("{id:?}")),
-            )
-            .into()),
+            Err(replay::Refused::Seen) => Ok(Verdict::Duplicate),
             Err(replay::Refused::Full) => Err(SignatureError::ReplayFull.into()),
         }
     }
@@ -169,9 +184,12 @@ impl Harvester {
         headers: &[(&str, &str)],
         body: bytes::Bytes,
     ) -> Result<PushOutcome, HarvestError> {
-        let (src, admitted) = self
+        let Verdict::Take(src, admitted) = self
             .verified_push_source(tenant, source, headers, &body)
-            .await?;
+            .await?
+        else {
+            return Ok(duplicate(tenant, source));
+        };
         let r = self.take_push(tenant, source, src, headers, body).await;
         Admitted::keep_if(admitted, &r);
         r
@@ -234,9 +252,12 @@ impl Harvester {
         headers: &[(&str, &str)],
         body: bytes::Bytes,
     ) -> Result<PushOutcome, HarvestError> {
-        let (_, admitted) = self
+        let Verdict::Take(_, admitted) = self
             .verified_push_source(tenant, push_source, headers, &body)
-            .await?;
+            .await?
+        else {
+            return Ok(duplicate(tenant, push_source));
+        };
         let r = match FetchNow::parse_json(&body) {
             Ok(req) => self.fetch_resource(tenant, &req, None).await,
             Err(e) => Err(e.into()),

@@ -40,8 +40,6 @@ pub enum SignatureError {
     Malformed(String),
     #[error("signature does not match the body (wrong secret, or the body was changed)")]
     Mismatch,
-    #[error("event {0} was already received; a replay is refused")]
-    Replayed(String),
     #[error("too many recent events to remember for this source; retry later")]
     ReplayFull,
 }
@@ -49,7 +47,6 @@ pub enum SignatureError {
 impl SignatureError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            SignatureError::Replayed(_) => ErrorKind::Conflict,
             SignatureError::ReplayFull => ErrorKind::Unavailable,
             _ => ErrorKind::Unauthenticated,
         }
@@ -62,7 +59,6 @@ impl SignatureError {
             SignatureError::BadTimestamp { .. } | SignatureError::Malformed(_) => "malformed",
             SignatureError::Stale { .. } => "stale",
             SignatureError::Mismatch => "mismatch",
-            SignatureError::Replayed(_) => "replayed",
             SignatureError::ReplayFull => "replay_full",
         }
     }
