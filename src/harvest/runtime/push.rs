@@ -90,7 +90,7 @@ impl Drop for Admitted<'_> {
 /// What a verified push goes on with: the source and the replay entries it took, or
 /// nothing, because the sender already delivered it.
 enum Verdict<'a> {
-    Take(PushSource, Option<Admitted<'a>>),
+    Take(Box<PushSource>, Option<Admitted<'a>>),
     /// The same signed content or event id was taken before: a provider's retry after a
     /// lost answer, or a replay. Answered as a success that stores nothing, so that the
     /// provider stops retrying (a 4xx makes Stripe or GitHub retry for days).
@@ -127,7 +127,7 @@ impl Harvester {
             });
         };
         let Some(sig) = &src.signature else {
-            return Ok(Verdict::Take(src, None));
+            return Ok(Verdict::Take(Box::new(src), None));
         };
         let db = self.store.tenant_db(tenant).await?;
         let secret = resolve_secret(&sig.secret, &db, tenant.as_str()).await?;
@@ -163,7 +163,7 @@ impl Harvester {
             );
         match admitted {
             Ok(()) => Ok(Verdict::Take(
-                src,
+                Box::new(src),
                 Some(Admitted {
                     store: &self.replays,
                     scope,
@@ -190,7 +190,7 @@ impl Harvester {
         else {
             return Ok(duplicate(tenant, source));
         };
-        let r = self.take_push(tenant, source, src, headers, body).await;
+        let r = self.take_push(tenant, source, *src, headers, body).await;
         Admitted::keep_if(admitted, &r);
         r
     }
