@@ -35,9 +35,7 @@ async fn list(st: &AppState, chain: &str, q: ListQuery) -> Result<Response, ApiE
         ));
     }
     let entries = st.store.list_audit(chain, after, limit).await?;
-    let next = (entries.len() == limit)
-        .then(|| entries.last().map(|e| e.seq))
-        .flatten();
+    let next = super::cursor::next_key(&entries, limit, |e| e.seq);
     Ok(Json(json!({"entries": entries, "next": next})).into_response())
 }
 

@@ -60,9 +60,7 @@ pub(super) async fn list(
         )));
     }
     let rows = h.list_connections(&t.id, q.after.as_deref(), limit).await?;
-    let next = (rows.len() == limit)
-        .then(|| rows.last().map(|(r, _)| r.name.clone()))
-        .flatten();
+    let next = super::cursor::next_key(&rows, limit, |(r, _)| r.name.clone());
     let items: Vec<Value> = rows.iter().map(|(r, d)| view(r, d)).collect();
     Ok(Json(json!({"connections": items, "next": next})))
 }

@@ -1,4 +1,5 @@
-//! Opaque page cursors: the last id of a page, bound to the query that produced it.
+//! Opaque page cursors: the last id of a page, bound to the query that produced it; and
+//! [`next_key`], the `next` of keyset-paged lists.
 //!
 //! A cursor is `base64url(version ‖ after_id ‖ mac)`, where the MAC is a keyed BLAKE3 hash
 //! (key derived from the server secret) over the version, the id and a fingerprint of the
@@ -56,6 +57,16 @@ pub fn decode(key: &[u8; 32], s: &str, fingerprint: &[u8]) -> Result<i64, ApiErr
         return Err(bad());
     }
     Ok(id)
+}
+
+/// The keyset `next` of a page: the last row's key when the page is full (there may be
+/// more), else none.
+pub fn next_key<T, K>(rows: &[T], limit: usize, key: impl FnOnce(&T) -> K) -> Option<K> {
+    if rows.len() == limit {
+        rows.last().map(key)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

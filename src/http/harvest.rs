@@ -167,9 +167,7 @@ pub(super) async fn list_sources(
         .store
         .list_sources(t.id.as_str(), q.after.as_deref(), limit)
         .await?;
-    let next = (rows.len() == limit)
-        .then(|| rows.last().map(|r| r.id.clone()))
-        .flatten();
+    let next = super::cursor::next_key(&rows, limit, |r| r.id.clone());
     let items: Vec<Value> = rows.iter().map(|r| source_view(&h, r, None)).collect();
     Ok(Json(json!({"sources": items, "next": next})))
 }
@@ -287,9 +285,7 @@ pub(super) async fn list_runs(
         )));
     }
     let runs = t.db.list_runs(id.as_str(), q.before, limit).await?;
-    let next = (runs.len() == limit)
-        .then(|| runs.last().map(|r| r.id))
-        .flatten();
+    let next = super::cursor::next_key(&runs, limit, |r| r.id);
     Ok(Json(json!({"runs": runs, "next_before": next})))
 }
 

@@ -165,9 +165,7 @@ async fn list(st: &AppState, s: Scope<'_>, q: ListQuery) -> Result<Response, Api
         .store
         .list_api_keys(s.tenant, q.after.as_deref(), limit)
         .await?;
-    let next = (rows.len() == limit)
-        .then(|| rows.last().map(|r| r.id.clone()))
-        .flatten();
+    let next = super::cursor::next_key(&rows, limit, |r| r.id.clone());
     Ok(Json(json!({"keys": rows, "next": next})).into_response())
 }
 

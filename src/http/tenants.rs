@@ -133,9 +133,7 @@ pub async fn list(
         .store
         .list_tenant_details(q.after.as_deref(), limit)
         .await?;
-    let next = (rows.len() == limit)
-        .then(|| rows.last().map(|r| r.id.clone()))
-        .flatten();
+    let next = super::cursor::next_key(&rows, limit, |r| r.id.clone());
     Ok(Json(json!({"tenants": rows, "next": next})).into_response())
 }
 
