@@ -124,6 +124,17 @@ pub(super) fn source_in(
     source_id(parts.get("source").map_or("", String::as_str))
 }
 
+/// The `{run}` of a run path.
+pub(super) fn run_in(p: &std::collections::HashMap<String, String>) -> Result<i64, ApiError> {
+    p.get("run")
+        .and_then(|r| r.parse().ok())
+        .ok_or_else(|| ApiError::invalid("path: the run id must be an integer"))
+}
+
+pub(super) fn run_not_found(id: &SourceId, run: i64) -> ApiError {
+    ApiError::new(ErrorKind::NotFound, format!("source {id} has no run {run}"))
+}
+
 pub(super) type PathMap = ApiPath<std::collections::HashMap<String, String>>;
 
 /// Records a source or secret change in the tenant's audit chain.
@@ -294,16 +305,10 @@ pub(super) async fn get_run(
     ApiPath(p): PathMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = source_in(&p)?;
-    let run: i64 = p
-        .get("run")
-        .and_then(|r| r.parse().ok())
-        .ok_or_else(|| ApiError::invalid("path: the run id must be an integer"))?;
+    let run = run_in(&p)?;
     match t.db.get_run(id.as_str(), run).await? {
         Some(r) => Ok(Json(r)),
-        None => Err(ApiError::new(
-            ErrorKind::NotFound,
-            format!("source {id} has no run {run}"),
-        )),
+        None => Err(run_not_found(&id, run)),
     }
 }
 

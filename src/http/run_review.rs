@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Tenant, WriteSources};
-use super::harvest::{audit, source_in, PathMap};
+use super::harvest::{audit, run_in, run_not_found, source_in, PathMap};
 use super::AppState;
 use crate::error::ErrorKind;
 use crate::store::AcceptOutcome;
@@ -41,10 +41,10 @@ pub(super) async fn accept(
             tracing::info!(tenant = %t.id, source = %id, run, removed, "anomalous run accepted");
             match t.db.get_run(id.as_str(), run).await? {
                 Some(r) => Ok(Json(r)),
-                None => Err(not_found(&id, run)),
+                None => Err(run_not_found(&id, run)),
             }
         }
-        AcceptOutcome::NotFound => Err(not_found(&id, run)),
+        AcceptOutcome::NotFound => Err(run_not_found(&id, run)),
         AcceptOutcome::NotAnomalous(status) => Err(not_held(&id, run, &status)),
     }
 }
@@ -62,18 +62,12 @@ pub(super) async fn dismiss(
             audit(&st, &t, "run.dismissed", id.as_str(), json!({"run": run})).await?;
             match t.db.get_run(id.as_str(), run).await? {
                 Some(r) => Ok(Json(r)),
-                None => Err(not_found(&id, run)),
+                None => Err(run_not_found(&id, run)),
             }
         }
-        AcceptOutcome::NotFound => Err(not_found(&id, run)),
+        AcceptOutcome::NotFound => Err(run_not_found(&id, run)),
         AcceptOutcome::NotAnomalous(status) => Err(not_held(&id, run, &status)),
     }
-}
-
-fn run_in(p: &std::collections::HashMap<String, String>) -> Result<i64, ApiError> {
-    p.get("run")
-        .and_then(|r| r.parse().ok())
-        .ok_or_else(|| ApiError::invalid("path: the run id must be an integer"))
 }
 
 fn not_held(id: &impl std::fmt::Display, run: i64, status: &str) -> ApiError {
@@ -81,8 +75,4 @@ fn not_held(id: &impl std::fmt::Display, run: i64, status: &str) -> ApiError {
         ErrorKind::Conflict,
         format!("run {run} of source {id} is {status}, not anomalous; only a held run can be accepted or dismissed"),
     )
-}
-
-fn not_found(id: &impl std::fmt::Display, run: i64) -> ApiError {
-    ApiError::new(ErrorKind::NotFound, format!("source {id} has no run {run}"))
 }
